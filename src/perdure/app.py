@@ -1,0 +1,349 @@
+"""The App: where workflows and steps are registered, and the entry point to run them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import datetime, timedelta
+from typing import Any, ParamSpec, TypeVar, overload
+
+from .backends import open_backend, resolve_url
+from .backends.base import Backend, Feature
+from .client import Handle, RunInfo, SyncHandle, raise_for
+from .clock import Clock
+from .codec import Codec, Payloads
+from .errors import RegistrationError, RunConflict
+from .hub import Hub
+from .portal import Portal
+from .records import NewRun, RunFilter, RunRecord, RunStatus
+from .retry import Retry, seconds
+from .worker import Worker
+from .workflow.definition import StepFunction, WorkflowFunction
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class App:
+    """A registry of workflows and steps bound to one database.
+
+    ``App()`` uses ``$PERDURE_DATABASE_URL`` or the SQLite file ``./perdure.db``;
+    ``App("memory://")`` keeps everything in memory (tests). The backend is opened on
+    first use, so a process that only starts and reads runs needs no worker.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        codec: Codec | None = None,
+        clock: Clock | None = None,
+        lease_ttl: float = 15.0,
+        poll_interval: float | None = None,
+        sticky_cache: bool = True,
+    ) -> None:
+        self.url = resolve_url(url)
+        self.backend: Backend = open_backend(self.url)
+        self.payloads = Payloads(codec)
+        self.clock = clock or Clock()
+        self.hub = Hub()
+        self.lease_ttl = lease_ttl
+        multi = Feature.MULTI_PROCESS in self.backend.features
+        self.poll_interval = poll_interval if poll_interval is not None else (0.2 if multi else 1.0)
+        self.sticky_cache = sticky_cache
+        self.workflows: dict[str, WorkflowFunction[..., Any]] = {}
+        self.steps: dict[str, StepFunction[..., Any]] = {}
+        self._opened = False
+        self._open_lock = threading.Lock()
+        self._embedded: Worker | None = None
+        self._portal: Portal | None = None
+
+    def __repr__(self) -> str:
+        return f"<perdure.App {self.url!r}>"
+
+    # -- registration -------------------------------------------------------------------
+
+    @overload
+    def workflow(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> WorkflowFunction[P, R]: ...
+
+    @overload
+    def workflow(
+        self,
+        *,
+        name: str | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], WorkflowFunction[P, R]]: ...
+
+    def workflow(
+        self, fn: Any = None, *, name: str | None = None, timeout: float | timedelta | None = None
+    ) -> Any:
+        """Declare an ``async def`` workflow. ``timeout`` cancels the run (and its
+        children) that long after it was started; the deadline survives restarts."""
+
+        def register(func: Callable[..., Any]) -> WorkflowFunction[..., Any]:
+            wf: WorkflowFunction[..., Any] = WorkflowFunction(
+                func, name=name or func.__name__, timeout=timeout
+            )
+            self._register(self.workflows, wf.name, wf, "workflow")
+            return wf
+
+        return register(fn) if fn is not None else register
+
+    @overload
+    def step(self, fn: Callable[P, R]) -> StepFunction[P, R]: ...
+
+    @overload
+    def step(
+        self,
+        *,
+        name: str | None = None,
+        retry: Retry | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> Callable[[Callable[P, R]], StepFunction[P, R]]: ...
+
+    def step(
+        self,
+        fn: Any = None,
+        *,
+        name: str | None = None,
+        retry: Retry | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> Any:
+        """Declare a step (``async def`` or plain ``def``, which runs on a thread).
+        Its result is recorded once; ``retry`` retries failures on durable timers;
+        ``timeout`` bounds each attempt."""
+
+        def register(func: Callable[..., Any]) -> StepFunction[..., Any]:
+            st: StepFunction[..., Any] = StepFunction(
+                func, name=name or func.__name__, retry=retry, timeout=timeout
+            )
+            self._register(self.steps, st.name, st, "step")
+            return st
+
+        return register(fn) if fn is not None else register
+
+    @staticmethod
+    def _register(table: dict[str, Any], name: str, item: Any, kind: str) -> None:
+        existing = table.get(name)
+        if (
+            existing is not None
+            and existing.fn is not item.fn
+            and (
+                getattr(existing.fn, "__qualname__", None) != getattr(item.fn, "__qualname__", None)
+                or getattr(existing.fn, "__module__", None) != getattr(item.fn, "__module__", None)
+            )
+        ):
+            raise RegistrationError(
+                f"a {kind} named {name!r} is already registered ({existing.fn.__module__}."
+                f"{existing.fn.__qualname__}); pass name=... to tell them apart"
+            )
+        table[name] = item
+
+    def workflow_names(self) -> list[str]:
+        return list(self.workflows)
+
+    def _resolve(self, workflow: WorkflowFunction[..., Any] | str) -> WorkflowFunction[..., Any]:
+        if isinstance(workflow, WorkflowFunction):
+            if self.workflows.get(workflow.name) is not workflow:
+                raise RegistrationError(f"workflow {workflow.name!r} is not registered on this app")
+            return workflow
+        if isinstance(workflow, str):
+            found = self.workflows.get(workflow)
+            if found is None:
+                known = ", ".join(sorted(self.workflows)) or "none"
+                raise RegistrationError(f"no workflow named {workflow!r} (registered: {known})")
+            return found
+        raise TypeError("start() takes a function decorated with @app.workflow, or its name")
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect to the database (and migrate it). Called for you on first use."""
+        if self._opened:
+            return
+        await self.backend.open()
+        with self._open_lock:
+            self._opened = True
+
+    async def close(self) -> None:
+        if self._embedded is not None:
+            await self._embedded.stop()
+            self._embedded = None
+        if self._opened:
+            self._opened = False
+            await self.backend.close()
+
+    async def __aenter__(self) -> App:
+        """Open the database and run an embedded worker on this event loop."""
+        await self.open()
+        self._embedded = self.worker()
+        await self._embedded.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def worker(self, **options: Any) -> Worker:
+        """A worker for this app (``async with app.worker(): ...``). Options:
+        ``concurrency``, ``lease_ttl``, ``poll_interval``, ``sticky_cache``,
+        ``cache_size``, ``threads``, ``shutdown_timeout``, ``worker_id``."""
+        return Worker(self, **options)
+
+    def run_worker(self, **options: Any) -> None:
+        """Run a worker until SIGINT/SIGTERM, then shut it down gracefully."""
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, stop.set)
+            worker = self.worker(**options)
+            await worker.start()
+            try:
+                await stop.wait()
+            finally:
+                await worker.stop()
+                await self.close()
+
+        asyncio.run(main())
+
+    # -- starting and finding runs ---------------------------------------------------------
+
+    async def start(
+        self,
+        workflow: WorkflowFunction[P, R] | str,
+        *args: Any,
+        id: str | None = None,
+        timeout: float | timedelta | None = None,
+        delay: float | timedelta | None = None,
+        **kwargs: Any,
+    ) -> Handle[R]:
+        """Start a run of ``workflow`` and return its handle.
+
+        Idempotent by ``id``: starting an id that exists returns the existing run's
+        handle (same run, same result); raises RunConflict if that id belongs to
+        another workflow. Arguments are encoded before anything is written; a value
+        that cannot be encoded raises SerializationError and nothing is stored.
+        """
+        wf = self._resolve(workflow)
+        data = self.payloads.encode_call(wf.fn, args, kwargs)
+        run_id = id if id is not None else uuid.uuid4().hex
+        if not isinstance(run_id, str) or not run_id or len(run_id) > 200:
+            raise ValueError("run id must be a non-empty string of at most 200 characters")
+        await self.open()
+        now = self.clock.now()
+        limit = seconds(timeout) if timeout is not None else wf.timeout
+        start_at = now + (seconds(delay) or 0.0) if delay is not None else None
+        rec, created = await self.backend.create_run(
+            NewRun(run_id, wf.name, data, now, timeout=limit, start_at=start_at)
+        )
+        if not created and rec.workflow != wf.name:
+            raise RunConflict(run_id, rec.workflow, wf.name)
+        if created:
+            self.hub.work()
+        return Handle(self, run_id)
+
+    def handle(self, run_id: str) -> Handle[Any]:
+        """A handle on an existing run, by id (checked when first used)."""
+        return Handle(self, run_id)
+
+    async def get_run(self, run_id: str) -> RunInfo:
+        return await Handle(self, run_id).info()
+
+    async def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        status: RunStatus | str | None = None,
+        parent: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[RunInfo]:
+        """Runs, newest first, filtered; pages through the whole result."""
+        await self.open()
+        filt = RunFilter(
+            workflow=workflow,
+            status=RunStatus(status) if status is not None else None,
+            parent_id=parent,
+            created_after=created_after.timestamp() if created_after else None,
+            created_before=created_before.timestamp() if created_before else None,
+        )
+        cursor: str | None = None
+        while True:
+            page = await self.backend.list_runs(filt, page_size, cursor)
+            for rec in page.runs:
+                yield RunInfo.from_record(rec)
+            if page.cursor is None:
+                return
+            cursor = page.cursor
+
+    def _outcome(self, rec: RunRecord) -> Any:
+        if rec.status is RunStatus.COMPLETED:
+            wf = self.workflows.get(rec.workflow)
+            hint = self.payloads.return_hint(wf.fn) if wf else Any
+            return self.payloads.decode(rec.result, hint)
+        raise_for(rec)
+
+    # -- the synchronous surface ------------------------------------------------------------
+
+    def _portal_call(self, coro: Coroutine[Any, Any, R]) -> R:
+        with self._open_lock:
+            if self._portal is None:
+                self._portal = Portal()
+            portal = self._portal
+        return portal.call(coro)
+
+    def start_sync(
+        self,
+        workflow: WorkflowFunction[P, R] | str,
+        *args: Any,
+        id: str | None = None,
+        timeout: float | timedelta | None = None,
+        delay: float | timedelta | None = None,
+        **kwargs: Any,
+    ) -> SyncHandle[R]:
+        """``start`` for synchronous code; a worker elsewhere runs it."""
+        handle = self._portal_call(
+            self.start(workflow, *args, id=id, timeout=timeout, delay=delay, **kwargs)
+        )
+        return SyncHandle(handle)
+
+    def handle_sync(self, run_id: str) -> SyncHandle[Any]:
+        return SyncHandle(Handle(self, run_id))
+
+    def run_sync(
+        self,
+        workflow: WorkflowFunction[P, R] | str,
+        *args: Any,
+        id: str | None = None,
+        timeout: float | timedelta | None = None,
+        **kwargs: Any,
+    ) -> R:
+        """Start a run and wait for its result, executing it in this process (a worker
+        runs on a background thread for the duration). For scripts and sync apps."""
+
+        async def run() -> R:
+            worker = self.worker()
+            await worker.start()
+            try:
+                handle: Handle[R] = await self.start(
+                    workflow, *args, id=id, timeout=timeout, **kwargs
+                )
+                return await handle.result()
+            finally:
+                await worker.stop()
+
+        return self._portal_call(run())
+
+    def close_sync(self) -> None:
+        """Close the database and stop the sync bridge thread."""
+        if self._portal is not None:
+            self._portal.call(self.close())
+            self._portal.close()
+            self._portal = None

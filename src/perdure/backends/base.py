@@ -1,0 +1,112 @@
+"""The backend contract: every method is one domain transaction.
+
+A backend stores runs, their journals, inboxes and events. Each method below is
+atomic on its own; none takes SQL or keys. Writes made on behalf of a worker are
+*fenced*: they apply only while the worker's lease (owner + token) is current. Every
+method receives the time from the caller, so one injectable clock rules them all.
+
+The conformance suite in ``tests/backends`` runs against every implementation.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from ..records import (
+    Checkpoint,
+    CheckpointResult,
+    Claim,
+    InboxItem,
+    JournalEntry,
+    NewInboxItem,
+    NewRun,
+    RunFilter,
+    RunPage,
+    RunRecord,
+)
+
+
+class Feature(enum.Flag):
+    """Optional abilities a backend declares."""
+
+    NONE = 0
+    MULTI_PROCESS = enum.auto()  # several processes may share the store
+    DURABLE = enum.auto()  # survives the process that wrote it
+
+
+class Backend(ABC):
+    """Storage for runs. Implementations: memory, sqlite (more to come)."""
+
+    features: Feature = Feature.NONE
+    url: str = ""
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect and apply pending migrations. Idempotent."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. Idempotent."""
+
+    @abstractmethod
+    async def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
+        """Create a run, idempotent on its id: returns the run and whether it was created.
+        An existing run is returned unchanged whatever its workflow; the caller
+        decides whether a different workflow is a conflict."""
+
+    @abstractmethod
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """Read a run, or None."""
+
+    @abstractmethod
+    async def list_runs(self, filter: RunFilter, limit: int, cursor: str | None) -> RunPage:
+        """List runs, newest first, ``limit`` at a time; the cursor is stable under inserts."""
+
+    @abstractmethod
+    async def claim_runs(
+        self, owner: str, limit: int, now: float, lease_until: float, workflows: Sequence[str]
+    ) -> list[Claim]:
+        """Lease up to ``limit`` runs of ``workflows`` that need a worker (due ``wake_at``,
+        no live lease).
+        Increments each lease token, marks pending runs running, counts recoveries of
+        expired leases, and returns each run's due inbox items."""
+
+    @abstractmethod
+    async def read_journal(self, run_id: str) -> list[JournalEntry]:
+        """The run's journal for its current generation, in order."""
+
+    @abstractmethod
+    async def read_inbox(self, run_id: str, now: float) -> list[InboxItem]:
+        """The run's unconsumed inbox items visible at ``now``, oldest first."""
+
+    @abstractmethod
+    async def checkpoint(self, batch: Sequence[Checkpoint]) -> list[CheckpointResult]:
+        """Apply each checkpoint atomically and fenced (owner + token); a checkpoint whose
+        lease is lost writes nothing and reports ``applied=False``. Journal entries are
+        unique by (run, seq): a duplicate aborts that checkpoint. Finishing a child run
+        notifies its parent's inbox in the same transaction."""
+
+    @abstractmethod
+    async def extend_leases(
+        self, owner: str, leases: dict[str, int], lease_until: float
+    ) -> dict[str, int]:
+        """Extend the leases still held (run id -> token); returns run id -> mailbox
+        counter for those extended. Runs missing from the result were lost."""
+
+    @abstractmethod
+    async def release(self, run_id: str, owner: str, token: int, now: float) -> bool:
+        """Give a run back without writing anything else (shutdown, errors)."""
+
+    @abstractmethod
+    async def deliver(self, item: NewInboxItem, now: float) -> bool:
+        """Add an item to a run's inbox and wake the run. Idempotent on ``item.key``:
+        returns False if that key was already delivered. Raises RunNotFound."""
+
+    @abstractmethod
+    async def get_event(self, run_id: str, key: str) -> bytes | None:
+        """The last value set for ``key`` by the run, or None."""
+
+    @abstractmethod
+    async def next_wake_at(self) -> float | None:
+        """The earliest ``wake_at`` of any run not leased, for workers deciding how
+        long to sleep."""

@@ -1,0 +1,57 @@
+"""Rules every backend applies the same way, kept in one place."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from ..records import InboxItem, InboxKind, NewInboxItem, RunRecord
+
+
+def wake_after(
+    pending: list[InboxItem], mailbox: int, mailbox_seen: int, now: float
+) -> float | None:
+    """When a released run next needs a worker.
+
+    Messages that arrived after the worker last looked (``mailbox`` moved on) wake it
+    at once; messages it already saw wake it only when another message comes, since
+    nothing in the run is waiting for them. Timers, retries, child results and
+    cancellations wake it when they become visible.
+    """
+    if mailbox != mailbox_seen:
+        return now
+    times = [i.visible_at for i in pending if i.kind is not InboxKind.SIGNAL]
+    return min(times) if times else None
+
+
+def child_outcome_item(child: RunRecord, now: float) -> NewInboxItem:
+    """The inbox item telling a parent that its child finished: the status in ``topic``,
+    the result (completed) or the error (otherwise) in ``payload``."""
+    assert child.parent_id is not None
+    payload = child.result if child.status.value == "completed" else child.error
+    return NewInboxItem(
+        child.parent_id,
+        InboxKind.CHILD,
+        now,
+        pos=child.parent_pos,
+        topic=child.status.value,
+        payload=payload,
+        key=f"child:{child.id}",
+    )
+
+
+def cancel_error(reason: bytes | None) -> bytes:
+    text = reason.decode() if reason else "cancelled"
+    return json.dumps({"type": "Cancelled", "message": text, "traceback": ""}).encode()
+
+
+def encode_cursor(created_at: float, run_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created_at, run_id]).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        created_at, run_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return float(created_at), str(run_id)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"invalid cursor {cursor!r}") from exc

@@ -1,0 +1,583 @@
+"""SQLite implementation of the backend contract (see ``backends/base.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+from ...errors import ConfigurationError, RunNotFound
+from ...records import (
+    Checkpoint,
+    CheckpointResult,
+    Claim,
+    EntryKind,
+    InboxItem,
+    InboxKind,
+    JournalEntry,
+    NewInboxItem,
+    NewRun,
+    Outcome,
+    RunFilter,
+    RunPage,
+    RunRecord,
+    RunStatus,
+)
+from ..base import Backend, Feature
+from ..rules import cancel_error, child_outcome_item, decode_cursor, encode_cursor, wake_after
+
+T = TypeVar("T")
+
+_RUN_COLUMNS = (
+    "id, workflow, status, input, result, error, parent_id, parent_pos, generation, "
+    "journal_len, created_at, started_at, updated_at, finished_at, wake_at, owner, "
+    "lease_token, lease_until, mailbox, recoveries"
+)
+_ACTIVE = ("pending", "running")
+
+
+def _run(row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
+    r = tuple(row)
+    return RunRecord(
+        r[0],
+        r[1],
+        RunStatus(r[2]),
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        r[7],
+        r[8],
+        r[9],
+        r[10],
+        r[11],
+        r[12],
+        r[13],
+        r[14],
+        r[15],
+        r[16],
+        r[17],
+        r[18],
+        r[19],
+    )
+
+
+def _item(r: tuple[Any, ...]) -> InboxItem:
+    return InboxItem(r[0], r[1], InboxKind(r[2]), r[3], r[4], r[5], r[6], r[7])
+
+
+_ITEM_COLUMNS = "id, run_id, kind, pos, topic, payload, visible_at, key"
+
+
+class SQLiteBackend(Backend):
+    features = Feature.MULTI_PROCESS | Feature.DURABLE
+
+    def __init__(
+        self, path: str | Path, *, synchronous: str = "full", busy_timeout: float = 30.0
+    ) -> None:
+        self.path = str(path)
+        self.url = f"sqlite:///{self.path}"
+        if synchronous.lower() not in ("full", "normal", "extra", "off"):
+            raise ConfigurationError(
+                f"synchronous={synchronous!r}: use full (default), normal, extra or off"
+            )
+        self.synchronous = synchronous.lower()
+        self.busy_timeout = busy_timeout
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteBackend:
+        parts = urlsplit(url)
+        path = parts.path
+        if parts.netloc:  # sqlite://relative/path.db
+            path = parts.netloc + path
+        elif path.startswith("/") and not path.startswith("//"):
+            path = path[1:]  # sqlite:///perdure.db is relative; sqlite:////abs/x.db absolute
+        elif path.startswith("//"):
+            path = path[1:]
+        if not path:
+            raise ConfigurationError(f"no file in {url!r}; write sqlite:///path/to/file.db")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        return cls(path, synchronous=query.get("synchronous", "full"))
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        with self._lock:
+            if self._executor is not None:
+                return
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perdure-sqlite")
+        await self._call(self._connect)
+
+    def _connect(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise ConfigurationError(f"{self.path}: cannot use WAL mode (got {mode})")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        self._conn = conn
+        self._migrate(conn)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        files = sorted(
+            (
+                f
+                for f in resources.files(__package__).joinpath("migrations").iterdir()
+                if f.name.endswith(".sql")
+            ),
+            key=lambda f: f.name,
+        )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS perdure_schema (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT MAX(version) FROM perdure_schema").fetchone()
+            current = row[0] or 0
+            for f in files:
+                version = int(f.name.split("_", 1)[0])
+                if version > current:
+                    for statement in f.read_text().split(";\n"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute("INSERT INTO perdure_schema (version) VALUES (?)", (version,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def close(self) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        conn = self._conn
+        self._conn = None
+        if conn is not None:
+            await asyncio.wrap_future(executor.submit(conn.close))
+        executor.shutdown(wait=True)
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        executor = self._executor
+        if executor is None:
+            await self.open()
+            executor = self._executor
+            assert executor is not None
+        return await asyncio.wrap_future(executor.submit(fn, *args))
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn
+        assert conn is not None, "backend is not open"
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn
+        assert conn is not None, "backend is not open"
+        return fn(conn)
+
+    # -- runs -----------------------------------------------------------------------------
+
+    async def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
+        return await self._call(self._write, lambda c: self._create(c, run))
+
+    def _create(self, c: sqlite3.Connection, run: NewRun) -> tuple[RunRecord, bool]:
+        start = run.start_at if run.start_at is not None else run.created_at
+        cur = c.execute(
+            "INSERT OR IGNORE INTO perdure_runs (id, workflow, status, input, parent_id, "
+            "parent_pos, created_at, updated_at, wake_at) "
+            "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+            (
+                run.id,
+                run.workflow,
+                run.input,
+                run.parent_id,
+                run.parent_pos,
+                run.created_at,
+                run.created_at,
+                start,
+            ),
+        )
+        created = cur.rowcount == 1
+        if created and run.timeout is not None:
+            self._add_inbox(
+                c, NewInboxItem(run.id, InboxKind.DEADLINE, start + run.timeout, key="deadline")
+            )
+        rec = self._get(c, run.id)
+        assert rec is not None
+        return rec, created
+
+    def _get(self, c: sqlite3.Connection, run_id: str) -> RunRecord | None:
+        row = c.execute(
+            f"SELECT {_RUN_COLUMNS} FROM perdure_runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        return _run(row) if row else None
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        return await self._call(self._read, lambda c: self._get(c, run_id))
+
+    async def list_runs(self, filter: RunFilter, limit: int, cursor: str | None) -> RunPage:
+        where: list[str] = ["1 = 1"]
+        args: list[Any] = []
+        for column, value in (
+            ("workflow", filter.workflow),
+            ("parent_id", filter.parent_id),
+            ("status", filter.status.value if filter.status else None),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if filter.created_after is not None:
+            where.append("created_at >= ?")
+            args.append(filter.created_after)
+        if filter.created_before is not None:
+            where.append("created_at < ?")
+            args.append(filter.created_before)
+        if cursor is not None:
+            created_at, run_id = decode_cursor(cursor)
+            where.append("(created_at, id) < (?, ?)")
+            args.extend([created_at, run_id])
+        sql = (
+            f"SELECT {_RUN_COLUMNS} FROM perdure_runs WHERE {' AND '.join(where)} "
+            "ORDER BY created_at DESC, id DESC LIMIT ?"
+        )
+
+        def read(c: sqlite3.Connection) -> RunPage:
+            rows = [_run(r) for r in c.execute(sql, (*args, limit + 1)).fetchall()]
+            page = rows[:limit]
+            more = len(rows) > limit
+            return RunPage(page, encode_cursor(page[-1].created_at, page[-1].id) if more else None)
+
+        return await self._call(self._read, read)
+
+    # -- leases ---------------------------------------------------------------------------
+
+    async def claim_runs(
+        self, owner: str, limit: int, now: float, lease_until: float, workflows: Sequence[str]
+    ) -> list[Claim]:
+        if not workflows:
+            return []
+        names = ",".join("?" * len(workflows))
+        find = (
+            f"SELECT id FROM perdure_runs WHERE wake_at <= ? AND status IN {_ACTIVE} "
+            f"AND (owner IS NULL OR lease_until < ?) AND workflow IN ({names}) "
+            "ORDER BY wake_at LIMIT ?"
+        )
+        params = (now, now, *workflows, limit)
+
+        def claim() -> list[Claim]:
+            # Look before taking the write lock: most polls find nothing.
+            assert self._conn is not None, "backend is not open"
+            if not self._conn.execute(find, params).fetchone():
+                return []
+            return self._write(lambda w: self._claim(w, find, params, owner, now, lease_until))
+
+        return await self._call(claim)
+
+    def _claim(
+        self,
+        c: sqlite3.Connection,
+        find: str,
+        params: tuple[Any, ...],
+        owner: str,
+        now: float,
+        lease_until: float,
+    ) -> list[Claim]:
+        claims = []
+        for (run_id,) in c.execute(find, params).fetchall():
+            row = c.execute(
+                "UPDATE perdure_runs SET owner = ?, lease_token = lease_token + 1, "
+                "lease_until = ?, started_at = COALESCE(started_at, ?), status = 'running', "
+                "updated_at = ?, recoveries = recoveries + (owner IS NOT NULL) "
+                f"WHERE id = ? RETURNING {_RUN_COLUMNS}",
+                (owner, lease_until, now, now, run_id),
+            ).fetchone()
+            rec = _run(row)
+            claims.append(Claim(rec, rec.lease_token, self._due(c, run_id, now)))
+        return claims
+
+    def _due(self, c: sqlite3.Connection, run_id: str, now: float) -> list[InboxItem]:
+        rows = c.execute(
+            f"SELECT {_ITEM_COLUMNS} FROM perdure_inbox WHERE run_id = ? AND consumed = 0 "
+            "AND visible_at <= ? ORDER BY id",
+            (run_id, now),
+        ).fetchall()
+        return [_item(r) for r in rows]
+
+    async def extend_leases(
+        self, owner: str, leases: dict[str, int], lease_until: float
+    ) -> dict[str, int]:
+        def extend(c: sqlite3.Connection) -> dict[str, int]:
+            held = {}
+            for run_id, token in leases.items():
+                row = c.execute(
+                    "UPDATE perdure_runs SET lease_until = ? WHERE id = ? AND owner = ? "
+                    "AND lease_token = ? RETURNING mailbox",
+                    (lease_until, run_id, owner, token),
+                ).fetchone()
+                if row:
+                    held[run_id] = row[0]
+            return held
+
+        return await self._call(self._write, extend)
+
+    async def release(self, run_id: str, owner: str, token: int, now: float) -> bool:
+        def release(c: sqlite3.Connection) -> bool:
+            cur = c.execute(
+                "UPDATE perdure_runs SET owner = NULL, lease_until = NULL, updated_at = ?, "
+                f"wake_at = CASE WHEN status IN {_ACTIVE} THEN ? ELSE NULL END "
+                "WHERE id = ? AND owner = ? AND lease_token = ?",
+                (now, now, run_id, owner, token),
+            )
+            return cur.rowcount == 1
+
+        return await self._call(self._write, release)
+
+    # -- journal and inbox ---------------------------------------------------------------
+
+    async def read_journal(self, run_id: str) -> list[JournalEntry]:
+        def read(c: sqlite3.Connection) -> list[JournalEntry]:
+            rows = c.execute(
+                "SELECT seq, pos, kind, name, payload, at, attempt, failed FROM perdure_journal "
+                "WHERE run_id = ? ORDER BY seq",
+                (run_id,),
+            ).fetchall()
+            return [
+                JournalEntry(r[0], r[1], EntryKind(r[2]), r[3], r[4], r[5], r[6], bool(r[7]))
+                for r in rows
+            ]
+
+        return await self._call(self._read, read)
+
+    async def read_inbox(self, run_id: str, now: float) -> list[InboxItem]:
+        return await self._call(self._read, lambda c: self._due(c, run_id, now))
+
+    def _add_inbox(self, c: sqlite3.Connection, item: NewInboxItem) -> bool:
+        cur = c.execute(
+            "INSERT OR IGNORE INTO perdure_inbox (run_id, kind, pos, topic, payload, key, "
+            "visible_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                item.run_id,
+                item.kind.value,
+                item.pos,
+                item.topic,
+                item.payload,
+                item.key,
+                item.visible_at,
+            ),
+        )
+        return cur.rowcount == 1
+
+    async def deliver(self, item: NewInboxItem, now: float) -> bool:
+        return await self._call(self._write, lambda c: self._deliver(c, item, now))
+
+    def _deliver(self, c: sqlite3.Connection, item: NewInboxItem, now: float) -> bool:
+        row = c.execute(
+            "SELECT status, owner FROM perdure_runs WHERE id = ?", (item.run_id,)
+        ).fetchone()
+        if row is None:
+            raise RunNotFound(item.run_id)
+        status, owner = RunStatus(row[0]), row[1]
+        if item.kind is InboxKind.CANCEL and status.is_terminal:
+            return False
+        if not self._add_inbox(c, item):
+            return False
+        if item.kind is InboxKind.CANCEL and status is RunStatus.PENDING and owner is None:
+            # Never started: nothing to unwind, so it ends here without a worker.
+            self._finish(c, item.run_id, RunStatus.CANCELLED, None, cancel_error(item.payload), now)
+        elif status.value in _ACTIVE:
+            wake = max(now, item.visible_at)
+            c.execute(
+                "UPDATE perdure_runs SET mailbox = mailbox + 1, "
+                "wake_at = CASE WHEN wake_at IS NULL OR wake_at > ? THEN ? ELSE wake_at END "
+                "WHERE id = ?",
+                (wake, wake, item.run_id),
+            )
+        return True
+
+    async def get_event(self, run_id: str, key: str) -> bytes | None:
+        def read(c: sqlite3.Connection) -> bytes | None:
+            row = c.execute(
+                "SELECT value FROM perdure_events WHERE run_id = ? AND key = ?", (run_id, key)
+            ).fetchone()
+            return row[0] if row else None
+
+        return await self._call(self._read, read)
+
+    async def next_wake_at(self) -> float | None:
+        def read(c: sqlite3.Connection) -> float | None:
+            row = c.execute(
+                "SELECT MIN(CASE WHEN owner IS NULL THEN wake_at ELSE lease_until END) "
+                f"FROM perdure_runs WHERE wake_at IS NOT NULL AND status IN {_ACTIVE}"
+            ).fetchone()
+            return row[0] if row else None
+
+        return await self._call(self._read, read)
+
+    # -- checkpoints ----------------------------------------------------------------------
+
+    async def checkpoint(self, batch: Sequence[Checkpoint]) -> list[CheckpointResult]:
+        def write(c: sqlite3.Connection) -> list[CheckpointResult]:
+            results = []
+            for cp in batch:
+                c.execute("SAVEPOINT cp")
+                try:
+                    results.append(self._checkpoint(c, cp))
+                except sqlite3.IntegrityError:
+                    c.execute("ROLLBACK TO cp")
+                    results.append(CheckpointResult(False, 0))
+                c.execute("RELEASE cp")
+            return results
+
+        return await self._call(self._write, write)
+
+    def _checkpoint(self, c: sqlite3.Connection, cp: Checkpoint) -> CheckpointResult:
+        row = c.execute(
+            "SELECT owner, lease_token, journal_len, mailbox, generation "
+            "FROM perdure_runs WHERE id = ?",
+            (cp.run_id,),
+        ).fetchone()
+        if row is None or row[0] != cp.owner or row[1] != cp.token:
+            return CheckpointResult(False, row[3] if row else 0)
+        journal_len, mailbox, generation = row[2], row[3], row[4]
+        if any(e.seq != journal_len + i for i, e in enumerate(cp.entries)):
+            return CheckpointResult(False, mailbox)
+        if cp.entries:
+            c.executemany(
+                "INSERT INTO perdure_journal (run_id, seq, pos, kind, name, payload, at, attempt, "
+                "failed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        cp.run_id,
+                        e.seq,
+                        e.pos,
+                        e.kind.value,
+                        e.name,
+                        e.payload,
+                        e.at,
+                        e.attempt,
+                        int(e.failed),
+                    )
+                    for e in cp.entries
+                ],
+            )
+        if cp.consumed:
+            c.executemany(
+                "UPDATE perdure_inbox SET consumed = 1 WHERE id = ? AND run_id = ?",
+                [(i, cp.run_id) for i in cp.consumed],
+            )
+        if cp.cancel_timers:
+            c.executemany(
+                "DELETE FROM perdure_inbox WHERE run_id = ? AND key = ? AND consumed = 0",
+                [(cp.run_id, f"timer:{generation}:{p}") for p in cp.cancel_timers],
+            )
+        for child in cp.children:
+            self._create(c, child)
+        for item in cp.inbox:
+            if item.run_id == cp.run_id:
+                self._add_inbox(c, item)
+            else:
+                self._deliver(c, item, cp.now)
+        for target, reason in cp.cancel_runs:
+            exists = c.execute("SELECT 1 FROM perdure_runs WHERE id = ?", (target,)).fetchone()
+            if exists:
+                self._deliver(
+                    c,
+                    NewInboxItem(
+                        target, InboxKind.CANCEL, cp.now, payload=reason.encode(), key="cancel"
+                    ),
+                    cp.now,
+                )
+        if cp.events:
+            c.executemany(
+                "INSERT OR REPLACE INTO perdure_events (run_id, key, value) VALUES (?, ?, ?)",
+                [(cp.run_id, k, v) for k, v in cp.events.items()],
+            )
+        c.execute(
+            "UPDATE perdure_runs SET journal_len = ?, updated_at = ? WHERE id = ?",
+            (journal_len + len(cp.entries), cp.now, cp.run_id),
+        )
+        if cp.outcome in (Outcome.COMPLETED, Outcome.FAILED, Outcome.CANCELLED):
+            self._finish(c, cp.run_id, RunStatus(cp.outcome.value), cp.result, cp.error, cp.now)
+        elif cp.outcome is Outcome.HELD:
+            c.execute(
+                "UPDATE perdure_runs SET status = 'held', error = ?, owner = NULL, "
+                "lease_until = NULL, wake_at = NULL WHERE id = ?",
+                (cp.error, cp.run_id),
+            )
+        elif cp.outcome is Outcome.CONTINUED:
+            c.execute("DELETE FROM perdure_journal WHERE run_id = ?", (cp.run_id,))
+            c.execute(
+                "DELETE FROM perdure_inbox WHERE run_id = ? AND NOT "
+                "(consumed = 0 AND kind = 'signal')",
+                (cp.run_id,),
+            )
+            c.execute(
+                "UPDATE perdure_runs SET generation = generation + 1, journal_len = 0, "
+                "input = COALESCE(?, input), owner = NULL, lease_until = NULL, wake_at = ? "
+                "WHERE id = ?",
+                (cp.new_input, cp.now, cp.run_id),
+            )
+        elif cp.release:
+            pending = [
+                _item(r)
+                for r in c.execute(
+                    f"SELECT {_ITEM_COLUMNS} FROM perdure_inbox WHERE run_id = ? AND consumed = 0 "
+                    "AND kind != 'signal'",
+                    (cp.run_id,),
+                ).fetchall()
+            ]
+            current = c.execute(
+                "SELECT mailbox FROM perdure_runs WHERE id = ?", (cp.run_id,)
+            ).fetchone()[0]
+            c.execute(
+                "UPDATE perdure_runs SET owner = NULL, lease_until = NULL, wake_at = ? "
+                "WHERE id = ?",
+                (wake_after(pending, current, cp.mailbox_seen, cp.now), cp.run_id),
+            )
+        else:
+            c.execute(
+                "UPDATE perdure_runs SET lease_until = ? WHERE id = ?", (cp.lease_until, cp.run_id)
+            )
+        final = c.execute("SELECT mailbox FROM perdure_runs WHERE id = ?", (cp.run_id,)).fetchone()[
+            0
+        ]
+        return CheckpointResult(True, final)
+
+    def _finish(
+        self,
+        c: sqlite3.Connection,
+        run_id: str,
+        status: RunStatus,
+        result: bytes | None,
+        error: bytes | None,
+        now: float,
+    ) -> None:
+        row = c.execute(
+            "UPDATE perdure_runs SET status = ?, result = ?, error = ?, finished_at = ?, "
+            "updated_at = ?, owner = NULL, lease_until = NULL, wake_at = NULL WHERE id = ? "
+            f"RETURNING {_RUN_COLUMNS}",
+            (status.value, result, error, now, now, run_id),
+        ).fetchone()
+        rec = _run(row)
+        if (
+            rec.parent_id is not None
+            and c.execute("SELECT 1 FROM perdure_runs WHERE id = ?", (rec.parent_id,)).fetchone()
+        ):
+            self._deliver(c, child_outcome_item(rec, now), now)

@@ -1,0 +1,196 @@
+"""Every error perdure raises derives from :class:`PerdureError`.
+
+::
+
+    PerdureError
+    ├── ConfigurationError        bad settings, unknown URL scheme, missing extra
+    ├── RegistrationError         a workflow or step declared twice, or not declared
+    ├── SerializationError        a value that cannot be encoded as a payload
+    ├── RunNotFound               no run with that id
+    ├── RunConflict               an id already used by another workflow
+    ├── LeaseLost                 a worker's write was fenced off (another owns the run)
+    ├── NonDeterminismError       workflow code no longer matches its journal
+    ├── NotInWorkflow             a workflow-only call made outside a workflow
+    ├── WorkflowSandboxError      workflow code tried I/O or threads on its loop
+    ├── RunFailed                 awaited a run that failed (carries the ErrorInfo)
+    │   ├── RunCancelled          awaited a run that was cancelled (or timed out)
+    │   └── RunTerminated         (reserved for terminate)
+    ├── StepError                 inside a workflow: a step failed for good
+    └── ChildFailed               inside a workflow: a child run failed
+"""
+
+from __future__ import annotations
+
+import json
+import traceback as _tb
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """A stored error: what was raised, with what message, from where."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorInfo:
+        if isinstance(exc, (StepError, ChildFailed, RunFailed)):
+            # Keep the root cause's type so a wrapped failure still says what broke.
+            inner = exc.error
+            return cls(inner.type, inner.message, inner.traceback)
+        kind = type(exc)
+        name = (
+            kind.__qualname__
+            if kind.__module__ == "builtins"
+            else (f"{kind.__module__}.{kind.__qualname__}")
+        )
+        return cls(name, str(exc), "".join(_tb.format_exception(exc)))
+
+    def to_dict(self) -> dict[str, str]:
+        return {"type": self.type, "message": self.message, "traceback": self.traceback}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> ErrorInfo:
+        return cls(data.get("type", "Error"), data.get("message", ""), data.get("traceback", ""))
+
+    def to_bytes(self) -> bytes:
+        """Errors are stored as plain JSON (never through the payload codec), so that
+        operators can always read them."""
+        return json.dumps(self.to_dict()).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | None) -> ErrorInfo:
+        if not data:
+            return cls("Error", "unknown error")
+        try:
+            return cls.from_dict(json.loads(data))
+        except (ValueError, AttributeError):
+            return cls("Error", data.decode(errors="replace"))
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}"
+
+
+class PerdureError(Exception):
+    """Root of every error perdure raises."""
+
+
+class ConfigurationError(PerdureError):
+    """The engine was configured with something it cannot use."""
+
+
+class RegistrationError(PerdureError):
+    """A workflow or step is declared twice, or used without being declared."""
+
+
+class SerializationError(PerdureError):
+    """A value cannot be encoded (or decoded) as a JSON payload."""
+
+
+class RunNotFound(PerdureError):
+    """No run has this id."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"no run with id {run_id!r}")
+        self.run_id = run_id
+
+
+class RunConflict(PerdureError):
+    """The id is already used by a run of another workflow."""
+
+    def __init__(self, run_id: str, existing: str, requested: str) -> None:
+        super().__init__(
+            f"run {run_id!r} already exists as workflow {existing!r}; cannot start it as "
+            f"{requested!r} (choose another id)"
+        )
+        self.run_id = run_id
+        self.existing_workflow = existing
+        self.requested_workflow = requested
+
+
+class LeaseLost(PerdureError):
+    """This worker no longer owns the run; its write was rejected."""
+
+
+class NonDeterminismError(PerdureError):
+    """Workflow code asked for something other than what its journal recorded."""
+
+    def __init__(self, run_id: str, position: int, recorded: str, requested: str) -> None:
+        super().__init__(
+            f"run {run_id!r} is not deterministic at position {position}: the journal "
+            f"recorded {recorded} but the code now requests {requested}. The run is held; "
+            "deploy code that replays it (use perdure.patched() for changes) and retry it."
+        )
+        self.run_id = run_id
+        self.position = position
+        self.recorded = recorded
+        self.requested = requested
+
+
+class NotInWorkflow(PerdureError):
+    """A call that only makes sense inside a running workflow was made outside one."""
+
+
+class WorkflowSandboxError(PerdureError):
+    """Workflow code tried to do I/O or use threads; that belongs in a step."""
+
+
+class RunFailed(PerdureError):
+    """The awaited run failed; ``error`` holds the stored type, message and traceback."""
+
+    def __init__(self, run_id: str, error: ErrorInfo) -> None:
+        super().__init__(f"run {run_id!r} failed: {error}")
+        self.run_id = run_id
+        self.error = error
+
+
+class RunCancelled(RunFailed):
+    """The awaited run was cancelled (by request or by its timeout)."""
+
+    def __init__(self, run_id: str, error: ErrorInfo) -> None:
+        PerdureError.__init__(self, f"run {run_id!r} was cancelled: {error.message}")
+        self.run_id = run_id
+        self.error = error
+
+
+class StepError(PerdureError):
+    """Raised into workflow code when a step failed for good (retries exhausted)."""
+
+    def __init__(self, step: str, position: int, error: ErrorInfo, attempts: int) -> None:
+        super().__init__(
+            f"step {step!r} (position {position}) failed after {attempts} attempt(s): {error}"
+        )
+        self.step = step
+        self.position = position
+        self.error = error
+        self.attempts = attempts
+
+    @property
+    def type(self) -> str:
+        return self.error.type
+
+
+class ChildFailed(PerdureError):
+    """Raised into workflow code when a child run failed or was cancelled."""
+
+    def __init__(self, run_id: str, error: ErrorInfo, cancelled: bool = False) -> None:
+        verb = "was cancelled" if cancelled else "failed"
+        super().__init__(f"child run {run_id!r} {verb}: {error}")
+        self.run_id = run_id
+        self.error = error
+        self.cancelled = cancelled
+
+
+class NonRetryableError(PerdureError):
+    """Raise (or subclass) this in a step to fail it at once, without further attempts."""
+
+
+class ContinueAsNew(BaseException):
+    """Raised by :func:`perdure.continue_as_new`; the run restarts with fresh history."""
+
+    def __init__(self, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
+        super().__init__("continue as new")
+        self.args_ = args
+        self.kwargs = kwargs

@@ -1,0 +1,299 @@
+"""Drives one claimed run: deliver what happened, checkpoint, then act.
+
+The cycle, repeated while the worker holds the run's lease:
+
+1. deliver finished step attempts and due inbox items to the workflow instance,
+   each followed by running its loop until idle;
+2. write everything that produced as one fenced checkpoint (releasing the lease when
+   nothing is left to do here);
+3. only then start the steps the code asked for, so nothing acts on unrecorded state;
+4. wait for a step to finish, a timer to come due, or a message to arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ErrorInfo, SerializationError
+from ..records import Checkpoint, EntryKind, InboxItem, InboxKind, Outcome
+from ..workflow.context import StepInfo, current_step
+from ..workflow.instance import Operation, WorkflowInstance
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+log = logging.getLogger("perdure.worker")
+
+
+@dataclass
+class _Attempt:
+    op: Operation
+    attempt: int
+    value: bytes | None
+    error: ErrorInfo | None
+    retry_at: float | None
+    consumed: list[int]
+
+
+class StepTimeout(TimeoutError):
+    """A step attempt ran longer than its ``timeout``."""
+
+
+class RunDriver:
+    def __init__(
+        self,
+        worker: Worker,
+        run_id: str,
+        token: int,
+        mailbox: int,
+        instance: WorkflowInstance,
+        inbox: list[InboxItem],
+    ) -> None:
+        self.worker = worker
+        self.run_id = run_id
+        self.token = token
+        self.instance = instance
+        self.mailbox_seen = mailbox  # the mailbox counter the inbox was read at
+        self.mailbox_latest = mailbox  # the newest counter heard of
+        self.inbox: dict[int, InboxItem] = {item.id: item for item in inbox}
+        self.results: list[_Attempt] = []
+        self.inflight: dict[int, asyncio.Task[None]] = {}
+        self.wakeup = asyncio.Event()
+        self.need_fetch = False
+        self.lost = False
+        self.retry_due: dict[int, float] = {}  # position -> when its retry item is due
+
+    # -- the cycle ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        inst = self.instance
+        worker = self.worker
+        while True:
+            now = worker.clock.now()
+            self._drain(now)
+            if inst.nondeterminism is not None:
+                await self._hold()
+                return
+            to_start = [] if inst.finished or worker.stopping else self._steps_to_start(now)
+            release = not inst.finished and not self.inflight and not to_start
+            writes = inst.take_writes()
+            cp = Checkpoint(
+                self.run_id,
+                worker.id,
+                self.token,
+                now,
+                now + worker.lease_ttl,
+                **writes,
+                outcome=inst.outcome,
+                result=inst.result,
+                error=inst.error,
+                new_input=inst.new_input,
+                release=release,
+                mailbox_seen=self.mailbox_seen,
+            )
+            if not cp.is_empty():
+                result = await worker.committer.commit(cp)
+                if not result.applied:
+                    self.lost = True
+                    log.warning("run %s: lease lost; another worker owns it now", self.run_id)
+                    return
+                if result.mailbox != self.mailbox_seen:
+                    self.mailbox_latest = max(self.mailbox_latest, result.mailbox)
+                    self.need_fetch = True
+                if cp.events or inst.finished:
+                    worker.app_hub.changed(self.run_id)
+            if inst.finished:
+                worker.on_finished(self.run_id, inst.outcome)
+                return
+            if release:
+                worker.on_released(self, self._next_due())
+                return
+            for op, consumed in to_start:
+                self._start(op, consumed)
+            await self._wait()
+            if self.lost:
+                return
+
+    def _drain(self, now: float) -> None:
+        inst = self.instance
+        progress = True
+        while progress and not inst.finished and inst.nondeterminism is None:
+            progress = False
+            while self.results and not inst.finished:
+                r = self.results.pop(0)
+                if r.retry_at is not None:
+                    self.retry_due[r.op.pos] = r.retry_at
+                else:
+                    self.retry_due.pop(r.op.pos, None)
+                inst.complete_step(r.op, r.attempt, r.value, r.error, r.retry_at, now, r.consumed)
+                progress = True
+            for item_id in sorted(self.inbox):
+                item = self.inbox[item_id]
+                if item.visible_at > now or item.kind is InboxKind.RETRY:
+                    continue
+                if inst.finished or inst.nondeterminism is not None:
+                    break
+                if inst.accept(item, now):
+                    del self.inbox[item_id]
+                    progress = True
+
+    def _steps_to_start(self, now: float) -> list[tuple[Operation, list[int]]]:
+        inst = self.instance
+        inst.take_dispatch()
+        retries: dict[int, InboxItem] = {}
+        for item in list(self.inbox.values()):
+            if item.kind is InboxKind.RETRY and item.visible_at <= now:
+                op = inst.ops.get(item.pos)
+                if op is None or op.kind is not EntryKind.STEP or op.cancelled:
+                    del self.inbox[item.id]
+                    inst._consumed.append(item.id)  # stale: the step is settled
+                else:
+                    retries[item.pos] = item
+        out: list[tuple[Operation, list[int]]] = []
+        for op in inst.ops.values():
+            if op.kind is not EntryKind.STEP or op.cancelled or op.pos in self.inflight:
+                continue
+            if op.attempts == 0:
+                out.append((op, []))
+            elif op.pos in retries:
+                item = retries[op.pos]
+                del self.inbox[item.id]
+                self.retry_due.pop(op.pos, None)
+                out.append((op, [item.id]))
+        return out
+
+    def _next_due(self) -> float | None:
+        times = [
+            item.visible_at for item in self.inbox.values() if item.kind is not InboxKind.SIGNAL
+        ]
+        timer = self.instance.next_timer_at()
+        if timer is not None:
+            times.append(timer)
+        times.extend(self.retry_due.values())
+        return min(times) if times else None
+
+    async def _wait(self) -> None:
+        if not self.results and not self.need_fetch:
+            due = self._next_due()
+            timeout = None if due is None else max(0.0, due - self.worker.clock.now())
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), timeout)
+            except TimeoutError:
+                self.need_fetch = True
+        self.wakeup.clear()
+        if self.need_fetch:
+            self.need_fetch = False
+            # Read at least as new as the counter we heard of; the release compares it.
+            self.mailbox_seen = self.mailbox_latest
+            items = await self.worker.backend.read_inbox(self.run_id, self.worker.clock.now())
+            for item in items:
+                self.inbox.setdefault(item.id, item)
+
+    def poke(self, mailbox: int | None = None) -> None:
+        """Something arrived for this run (message, cancel): look at the inbox."""
+        if mailbox is not None:
+            self.mailbox_latest = max(self.mailbox_latest, mailbox)
+        self.need_fetch = True
+        self.wakeup.set()
+
+    async def _hold(self) -> None:
+        inst = self.instance
+        err = inst.nondeterminism
+        assert err is not None
+        log.error("%s", err)
+        inst.take_writes()  # nothing of a diverged replay may be written
+        cp = Checkpoint(
+            self.run_id,
+            self.worker.id,
+            self.token,
+            self.worker.clock.now(),
+            0.0,
+            outcome=Outcome.HELD,
+            error=ErrorInfo.from_exception(err).to_bytes(),
+        )
+        result = await self.worker.committer.commit(cp)
+        self.lost = not result.applied
+        self.worker.app_hub.changed(self.run_id)
+        self.worker.on_finished(self.run_id, Outcome.HELD)
+
+    # -- steps --------------------------------------------------------------------------
+
+    def _start(self, op: Operation, consumed: list[int]) -> None:
+        task = asyncio.create_task(
+            self._attempt(op, op.attempts + 1, consumed),
+            name=f"perdure-step:{self.run_id}:{op.pos}",
+        )
+        self.inflight[op.pos] = task
+
+    async def _attempt(self, op: Operation, attempt: int, consumed: list[int]) -> None:
+        step = op.step
+        assert step is not None
+        worker = self.worker
+        current_step.set(
+            StepInfo(
+                self.run_id,
+                self.instance.workflow.name,
+                step.name,
+                op.pos,
+                attempt,
+                f"{self.run_id}:{self.instance.generation}:{op.pos}",
+            )
+        )
+        value: bytes | None = None
+        error: ErrorInfo | None = None
+        retry_at: float | None = None
+        try:
+            result = await self._call(
+                step.fn, op.args, op.kwargs, step.is_async, step.timeout, step.name
+            )
+            value = worker.payloads.encode(result)
+        except asyncio.CancelledError:
+            self.inflight.pop(op.pos, None)
+            raise
+        except SerializationError as exc:
+            error = ErrorInfo.from_exception(exc)
+        except Exception as exc:
+            error = ErrorInfo.from_exception(exc)
+            if step.retry.should_retry(exc, attempt):
+                retry_at = worker.clock.now() + step.retry.delay(attempt)
+        self.inflight.pop(op.pos, None)
+        self.results.append(_Attempt(op, attempt, value, error, retry_at, consumed))
+        self.wakeup.set()
+
+    async def _call(
+        self,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        is_async: bool,
+        timeout: float | None,
+        name: str,
+    ) -> Any:
+        if is_async:
+            work = fn(*args, **kwargs)
+        else:
+            import contextvars
+
+            ctx = contextvars.copy_context()
+            work = asyncio.get_running_loop().run_in_executor(
+                self.worker.executor, functools.partial(ctx.run, fn, *args, **kwargs)
+            )
+        if timeout is None:
+            return await work
+        try:
+            return await asyncio.wait_for(work, timeout)
+        except TimeoutError:
+            raise StepTimeout(f"step {name!r} timed out after {timeout:g} s") from None
+
+    async def abort(self) -> None:
+        """Stop at once (shutdown deadline, lost lease): in-flight steps are cancelled."""
+        for task in list(self.inflight.values()):
+            task.cancel()
+        for task in list(self.inflight.values()):
+            with contextlib.suppress(BaseException):
+                await task

@@ -1,0 +1,352 @@
+"""The worker: claim runnable runs, drive them, keep their leases alive.
+
+A worker holds a run only while it has something to do for it. When a run waits
+(timer, message, child, retry) its lease is released in the same checkpoint, and its
+live coroutine may stay in the *sticky cache*: if this worker claims the run again and
+the journal has not moved on, it continues from memory; otherwise it replays. The
+cache is an optimisation only; correctness never depends on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ErrorInfo, RegistrationError
+from ..records import Checkpoint, Claim, Outcome
+from ..workflow.instance import WorkflowInstance
+from .committer import Committer
+from .driver import RunDriver
+
+if TYPE_CHECKING:
+    from ..app import App
+
+log = logging.getLogger("perdure.worker")
+
+
+@dataclass
+class _Cached:
+    instance: WorkflowInstance
+    journal_len: int
+    generation: int
+    parked_at: float
+
+
+class Worker:
+    """Runs workflows registered on ``app``. Use ``async with app.worker():`` or
+    ``app.run_worker()``; several workers (threads, processes, machines) may share
+    one database."""
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        concurrency: int = 1000,
+        lease_ttl: float | None = None,
+        poll_interval: float | None = None,
+        sticky_cache: bool | None = None,
+        cache_size: int = 2000,
+        cache_idle: float = 60.0,
+        threads: int = 32,
+        shutdown_timeout: float = 30.0,
+        worker_id: str | None = None,
+    ) -> None:
+        self.app = app
+        self.backend = app.backend
+        self.clock = app.clock
+        self.payloads = app.payloads
+        self.app_hub = app.hub
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.concurrency = concurrency
+        self.lease_ttl = lease_ttl if lease_ttl is not None else app.lease_ttl
+        self.poll_interval = poll_interval if poll_interval is not None else app.poll_interval
+        self.sticky = app.sticky_cache if sticky_cache is None else sticky_cache
+        self.cache_size = cache_size
+        self.cache_idle = cache_idle
+        self.shutdown_timeout = shutdown_timeout
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="perdure-step")
+        self.committer = Committer(self.backend)
+        self.drivers: dict[str, RunDriver] = {}
+        self._driver_tasks: dict[str, asyncio.Task[None]] = {}
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._wakes: list[float] = []
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.stopping = False
+        self.stats = {"claimed": 0, "replayed": 0, "cache_hits": 0, "finished": 0}
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.app.open()
+        self._loop = asyncio.get_running_loop()
+        self.committer.start()
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="perdure-claim"),
+            asyncio.create_task(self._heartbeat_loop(), name="perdure-heartbeat"),
+        ]
+        self.app.hub.add_worker(self)
+        log.info("worker %s started (%s)", self.id, self.backend.url)
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop claiming; let held runs finish their in-flight steps and hand back their
+        leases; after ``timeout`` seconds abort what is left and release it."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.app.hub.remove_worker(self)
+        self._wake.set()
+        for driver in self.drivers.values():
+            driver.wakeup.set()
+        deadline = self.shutdown_timeout if timeout is None else timeout
+        pending = list(self._driver_tasks.values())
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=deadline)
+            for run_id, task in list(self._driver_tasks.items()):
+                if task in still:
+                    held = self.drivers.get(run_id)
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
+                    if held is not None:
+                        await held.abort()
+                        with contextlib.suppress(Exception):
+                            await self.backend.release(
+                                run_id, self.id, held.token, self.clock.now()
+                            )
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.committer.stop()
+        for cached in self._cache.values():
+            cached.instance.close()
+        self._cache.clear()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        log.info("worker %s stopped", self.id)
+
+    async def __aenter__(self) -> Worker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def run_forever(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    # -- waking -------------------------------------------------------------------------
+
+    def poke(self) -> None:
+        """New work may be runnable (thread-safe)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        if _on_loop(loop):
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
+
+    def poke_run(self, run_id: str) -> None:
+        """Something was delivered to ``run_id`` (thread-safe)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+
+        def deliver() -> None:
+            driver = self.drivers.get(run_id)
+            if driver is not None:
+                driver.poke()
+            else:
+                self._wake.set()
+
+        if _on_loop(loop):
+            deliver()
+        else:
+            loop.call_soon_threadsafe(deliver)
+
+    # -- claiming -----------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while not self.stopping:
+            claims: list[Claim] = []
+            capacity = self.concurrency - len(self.drivers)
+            if capacity > 0:
+                now = self.clock.now()
+                try:
+                    claims = await self.backend.claim_runs(
+                        self.id,
+                        min(capacity, 100),
+                        now,
+                        now + self.lease_ttl,
+                        self.app.workflow_names(),
+                    )
+                except Exception:
+                    log.exception("claiming runs failed; retrying")
+                    await asyncio.sleep(min(1.0, self.poll_interval * 4))
+                    continue
+                for claim in claims:
+                    self._begin(claim)
+            self._sweep_cache()
+            if claims and len(claims) >= min(capacity, 100):
+                await asyncio.sleep(0)
+                continue
+            timeout = self.poll_interval
+            now = self.clock.now()
+            self._wakes = [w for w in self._wakes if w > now - 1.0]
+            if self._wakes:
+                timeout = max(0.0, min(timeout, min(self._wakes) - now))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _begin(self, claim: Claim) -> None:
+        run = claim.run
+        self.stats["claimed"] += 1
+        task = asyncio.create_task(self._drive(claim), name=f"perdure-run:{run.id}")
+        self._driver_tasks[run.id] = task
+
+    async def _drive(self, claim: Claim) -> None:
+        run = claim.run
+        driver: RunDriver | None = None
+        try:
+            instance = await self._instance_for(claim)
+            if instance is None:
+                return
+            driver = RunDriver(self, run.id, claim.token, run.mailbox, instance, claim.inbox)
+            self.drivers[run.id] = driver
+            await driver.run()
+            if driver.lost:
+                instance.close()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("run %s: worker error; releasing it for another attempt", run.id)
+            if driver is not None:
+                driver.instance.close()
+                await driver.abort()
+            with contextlib.suppress(Exception):
+                await self.backend.release(run.id, self.id, claim.token, self.clock.now())
+        finally:
+            self.drivers.pop(run.id, None)
+            self._driver_tasks.pop(run.id, None)
+
+    async def _instance_for(self, claim: Claim) -> WorkflowInstance | None:
+        run = claim.run
+        cached = self._cache.pop(run.id, None)
+        if cached is not None:
+            if cached.journal_len == run.journal_len and cached.generation == run.generation:
+                self.stats["cache_hits"] += 1
+                return cached.instance
+            cached.instance.close()
+        workflow = self.app.workflows.get(run.workflow)
+        if workflow is None:  # claimed by name filter, so only if unregistered meanwhile
+            raise RegistrationError(f"workflow {run.workflow!r} is not registered")
+        journal = await self.backend.read_journal(run.id) if run.journal_len else []
+        instance = WorkflowInstance(run, workflow, self.payloads, journal)
+        if journal:
+            self.stats["replayed"] += 1
+        try:
+            instance.start()
+        except Exception as exc:  # input that no longer decodes, etc.
+            log.exception("run %s could not start", run.id)
+            await self.committer.commit(
+                Checkpoint(
+                    run.id,
+                    self.id,
+                    claim.token,
+                    self.clock.now(),
+                    0.0,
+                    outcome=Outcome.FAILED,
+                    error=ErrorInfo.from_exception(exc).to_bytes(),
+                )
+            )
+            self.app_hub.changed(run.id)
+            return None
+        return instance
+
+    # -- what drivers report ------------------------------------------------------------
+
+    def on_finished(self, run_id: str, outcome: Outcome) -> None:
+        self.stats["finished"] += 1
+        if outcome is Outcome.CONTINUED:
+            self.poke()
+
+    def on_released(self, driver: RunDriver, due: float | None) -> None:
+        now = self.clock.now()
+        if due is not None:
+            self._wakes.append(due)
+            self.poke()
+        keep = self.sticky and not self.stopping and (due is None or due - now <= self.cache_idle)
+        if keep:
+            self._cache[driver.run_id] = _Cached(
+                driver.instance,
+                driver.instance.committed,
+                driver.instance.generation,
+                time.monotonic(),
+            )
+            while len(self._cache) > self.cache_size:
+                _, old = self._cache.popitem(last=False)
+                old.instance.close()
+        else:
+            driver.instance.close()
+
+    def _sweep_cache(self) -> None:
+        limit = time.monotonic() - self.cache_idle
+        while self._cache:
+            run_id, first = next(iter(self._cache.items()))
+            if first.parked_at > limit:
+                break
+            del self._cache[run_id]
+            first.instance.close()
+
+    # -- leases ---------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        interval = max(0.05, self.lease_ttl / 3)
+        while True:
+            await asyncio.sleep(interval)
+            if not self.drivers:
+                continue
+            leases = {run_id: d.token for run_id, d in self.drivers.items()}
+            now = self.clock.now()
+            try:
+                held = await self.backend.extend_leases(self.id, leases, now + self.lease_ttl)
+            except Exception:
+                log.exception("extending leases failed")
+                continue
+            for run_id in leases:
+                driver = self.drivers.get(run_id)
+                if driver is None:
+                    continue
+                if run_id not in held:
+                    driver.lost = True
+                    driver.poke()
+                elif held[run_id] != driver.mailbox_seen:
+                    driver.poke(held[run_id])
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def describe_stats(worker: Worker) -> dict[str, Any]:
+    return dict(worker.stats, held=len(worker.drivers), cached=len(worker._cache))
