@@ -186,14 +186,16 @@ class Worker:
         while not self.stopping:
             claims: list[Claim] = []
             capacity = self.concurrency - len(self.drivers)
+            looked_at = self.clock.now()
+            # Clear before claiming: a poke that lands while we claim is not lost.
+            self._wake.clear()
             if capacity > 0:
-                now = self.clock.now()
                 try:
                     claims = await self.backend.claim_runs(
                         self.id,
                         min(capacity, 100),
-                        now,
-                        now + self.lease_ttl,
+                        looked_at,
+                        looked_at + self.lease_ttl,
                         self.app.workflow_names(),
                     )
                 except Exception:
@@ -206,12 +208,11 @@ class Worker:
             if claims and len(claims) >= min(capacity, 100):
                 await asyncio.sleep(0)
                 continue
+            # Wake-ups due by the time we looked were served by that claim.
+            self._wakes = [w for w in self._wakes if w > looked_at]
             timeout = self.poll_interval
-            now = self.clock.now()
-            self._wakes = [w for w in self._wakes if w > now - 1.0]
             if self._wakes:
-                timeout = max(0.0, min(timeout, min(self._wakes) - now))
-            self._wake.clear()
+                timeout = max(0.0, min(timeout, min(self._wakes) - self.clock.now()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 

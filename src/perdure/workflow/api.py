@@ -12,9 +12,10 @@ import logging
 import random as _random
 import uuid as _uuid
 from collections.abc import Callable, MutableMapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Generic, NoReturn, TypeVar
 
+from ..clock import Clock, to_datetime
 from ..errors import ContinueAsNew, NotInWorkflow
 from ..retry import seconds
 from .context import StepInfo, WorkflowInfo, current_instance, current_step
@@ -22,6 +23,7 @@ from .definition import WorkflowFunction
 from .instance import Operation, WorkflowInstance
 
 T = TypeVar("T")
+_WALL = Clock()
 
 
 def _instance(what: str) -> WorkflowInstance:
@@ -79,9 +81,7 @@ def continue_as_new(*args: Any, **kwargs: Any) -> NoReturn:
 def now() -> datetime:
     """The workflow's current time (UTC), recorded so replays see the same value."""
     instance = current_instance()
-    if instance is None:
-        return datetime.now(UTC)
-    return datetime.fromtimestamp(instance.loop.time(), tz=UTC)
+    return to_datetime(instance.loop.time() if instance is not None else _WALL.now())
 
 
 def random() -> float:

@@ -94,7 +94,8 @@ class WorkflowInstance:
         self.parent_id = run.parent_id
         self.payloads = payloads
         self.loop = WorkflowLoop(self, run.started_at or run.created_at)  # type: ignore[abstract]
-        self.rng = _random.Random(f"{run.id}:{run.generation}")
+        # Seeded per run (not per id: a reused id after deletion gets new values); not secret.
+        self.rng = _random.Random(f"{run.id}:{run.created_at!r}:{run.generation}")
         self._input = run.input
         self.committed = len(journal)  # journal entries already stored
         self._recorded: dict[int, list[JournalEntry]] = {}
@@ -211,14 +212,15 @@ class WorkflowInstance:
             if first.kind not in _ACCEPTS[kind] or (
                 first.name != name and first.kind is not EntryKind.CHILD
             ):
-                self._nondeterministic(pos, describe(first), f"{kind.value} {name!r}")
+                raise self._nondeterministic(pos, describe(first), f"{kind.value} {name!r}")
         return pos
 
-    def _nondeterministic(self, pos: int, recorded: str, requested: str) -> None:
+    def _nondeterministic(self, pos: int, recorded: str, requested: str) -> NonDeterminismError:
+        """Note the first divergence; the worker holds the run instead of finishing it."""
         err = NonDeterminismError(self.run_id, pos, recorded, requested)
         if self.nondeterminism is None:
             self.nondeterminism = err
-        raise err
+        return err
 
     def _recorded_first(self, pos: int, kind: EntryKind) -> JournalEntry | None:
         for entry in self._recorded.get(pos, ()):
