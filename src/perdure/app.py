@@ -7,7 +7,7 @@ import contextlib
 import signal
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -22,7 +22,7 @@ from .portal import Portal
 from .records import NewRun, RunFilter, RunRecord, RunStatus
 from .retry import Retry, seconds
 from .worker import Worker
-from .workflow.definition import StepFunction, WorkflowFunction
+from .workflow.definition import StepDecorator, StepFunction, WorkflowFunction
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -94,7 +94,12 @@ class App:
         return register(fn) if fn is not None else register
 
     @overload
-    def step(self, fn: Callable[P, R]) -> StepFunction[P, R]: ...
+    def step(
+        self, fn: Callable[P, Coroutine[Any, Any, R]]
+    ) -> StepFunction[P, Coroutine[Any, Any, R]]: ...
+
+    @overload
+    def step(self, fn: Callable[P, R]) -> StepFunction[P, Awaitable[R]]: ...
 
     @overload
     def step(
@@ -103,7 +108,7 @@ class App:
         name: str | None = None,
         retry: Retry | None = None,
         timeout: float | timedelta | None = None,
-    ) -> Callable[[Callable[P, R]], StepFunction[P, R]]: ...
+    ) -> StepDecorator: ...
 
     def step(
         self,
@@ -170,9 +175,10 @@ class App:
             self._opened = True
 
     async def close(self) -> None:
-        if self._embedded is not None:
-            await self._embedded.stop()
-            self._embedded = None
+        """Stop the embedded worker (if any) and close the database connection."""
+        embedded, self._embedded = self._embedded, None
+        if embedded is not None:
+            await embedded.stop_from_any_loop()
         if self._opened:
             self._opened = False
             await self.backend.close()

@@ -129,7 +129,7 @@ class Handle(Generic[R]):
         """The last value the run set for ``key``; waits up to ``timeout`` for one to be
         set, then returns None. Reading never changes the run."""
         app = self._app
-        await app.open()
+        await self._record()  # an unknown run is an error, not None
         loop = asyncio.get_running_loop()
         limit = seconds(timeout)
         deadline = None if limit is None else loop.time() + limit
@@ -139,7 +139,6 @@ class Handle(Generic[R]):
             if data is not None:
                 return app.payloads.decode(data)
             if deadline is None:
-                await self._record()  # an unknown run is an error, not None
                 return None
             left = deadline - loop.time()
             if left <= 0:

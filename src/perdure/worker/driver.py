@@ -141,6 +141,9 @@ class RunDriver:
                 if inst.accept(item, now):
                     del self.inbox[item_id]
                     progress = True
+                    # The code moved on and may now wait for an older message that was
+                    # skipped above: scan again from the oldest, so order is kept per topic.
+                    break
 
     def _steps_to_start(self, now: float) -> list[tuple[Operation, list[int]]]:
         inst = self.instance

@@ -136,6 +136,14 @@ class Worker:
         self.executor.shutdown(wait=False, cancel_futures=True)
         log.info("worker %s stopped", self.id)
 
+    async def stop_from_any_loop(self) -> None:
+        """``stop()``, also when called from another thread's event loop."""
+        loop = self._loop
+        if loop is None or _on_loop(loop) or loop.is_closed():
+            await self.stop()
+            return
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.stop(), loop))
+
     async def __aenter__(self) -> Worker:
         await self.start()
         return self

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from ..retry import NO_RETRY, Retry, seconds
 from .context import current_instance
@@ -18,9 +18,15 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+T = TypeVar("T")
+
+
 class StepFunction(Generic[P, R]):
     """A checkpointed step. Inside a workflow, calling it returns an awaitable whose
-    result is recorded once; anywhere else it is the plain function."""
+    result is recorded once; anywhere else it is the plain function.
+
+    For typing, a step is seen as returning an awaitable of its result (a sync step
+    too, since inside a workflow it is awaited like any other)."""
 
     def __init__(
         self,
@@ -37,14 +43,26 @@ class StepFunction(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(fn)
         functools.update_wrapper(self, fn)
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         instance = current_instance()
         if instance is None:
-            return self.fn(*args, **kwargs)
-        return instance.schedule_step(self, args, kwargs)
+            return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+        return instance.schedule_step(self, args, kwargs)  # type: ignore[return-value]
 
     def __repr__(self) -> str:
         return f"<perdure step {self.name!r}>"
+
+
+class StepDecorator(Protocol):
+    """What ``@app.step(...)`` returns: turns a function into a :class:`StepFunction`."""
+
+    @overload
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, T]]
+    ) -> StepFunction[P, Coroutine[Any, Any, T]]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, T]) -> StepFunction[P, Awaitable[T]]: ...
 
 
 class WorkflowFunction(Generic[P, R]):
