@@ -220,3 +220,36 @@ async def test_many_runs_at_once(app: perdure.App) -> None:
         handles = await asyncio.gather(*(app.start(chain, i) for i in range(100)))
         results = await asyncio.gather(*(h.result(timeout=30) for h in handles))
     assert results == [i + 5 for i in range(100)]
+
+
+async def test_a_child_of_an_earlier_generation_does_not_answer_the_new_one(
+    app: perdure.App,
+) -> None:
+    @app.workflow()
+    async def slow(x: float) -> str:
+        await perdure.sleep(x)
+        return f"slow{x}"
+
+    @app.workflow()
+    async def parent(gen: int) -> str:
+        if gen == 0:
+            await perdure.start_child(slow, 0.05)  # left behind by continue_as_new
+            perdure.continue_as_new(1)
+        child = await perdure.start_child(slow, 0.3)
+        return await child.result()
+
+    async with app:
+        handle = await app.start(parent, 0, id="p")
+        assert await handle.result(timeout=20) == "slow0.3"
+
+
+async def test_the_deadline_survives_continue_as_new(app: perdure.App) -> None:
+    @app.workflow()
+    async def forever(n: int) -> int:
+        await perdure.sleep(0.05)
+        perdure.continue_as_new(n + 1)
+
+    async with app:
+        handle = await app.start(forever, 0, timeout=0.5)
+        with pytest.raises(perdure.RunCancelled, match="timed out"):
+            await handle.result(timeout=20)

@@ -108,5 +108,5 @@ class Backend(ABC):
 
     @abstractmethod
     async def next_wake_at(self) -> float | None:
-        """The earliest ``wake_at`` of any run not leased, for workers deciding how
-        long to sleep."""
+        """When a worker should next look: the earliest ``wake_at`` of unleased runs, or
+        ``lease_until`` of leased ones (an expired lease makes its run claimable)."""

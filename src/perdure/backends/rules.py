@@ -7,6 +7,10 @@ import json
 
 from ..records import InboxItem, InboxKind, NewInboxItem, RunRecord
 
+# What a run keeps when it continues as new: messages not yet received, a cancel not
+# yet seen, and its own deadline (which counts from the first start).
+CARRIED_OVER = (InboxKind.SIGNAL, InboxKind.CANCEL, InboxKind.DEADLINE)
+
 
 def wake_after(
     pending: list[InboxItem], mailbox: int, mailbox_seen: int, now: float

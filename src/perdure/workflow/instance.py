@@ -496,7 +496,9 @@ class WorkflowInstance:
             entry = self._append(item.pos, EntryKind.TIMER, "timer", None)
         elif item.kind is InboxKind.CHILD:
             op = self.ops.get(item.pos)
-            if op is None or op.kind is not EntryKind.CHILD:
+            # The key names the child: a child of an earlier generation at the same
+            # position must not complete this generation's operation.
+            if op is None or op.kind is not EntryKind.CHILD or item.key != f"child:{op.child_id}":
                 self._consumed.append(item.id)
                 return True
             entry = self._append(

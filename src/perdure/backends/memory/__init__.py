@@ -28,7 +28,14 @@ from ...records import (
     RunStatus,
 )
 from ..base import Backend, Feature
-from ..rules import cancel_error, child_outcome_item, decode_cursor, encode_cursor, wake_after
+from ..rules import (
+    CARRIED_OVER,
+    cancel_error,
+    child_outcome_item,
+    decode_cursor,
+    encode_cursor,
+    wake_after,
+)
 
 
 @dataclass
@@ -263,7 +270,7 @@ class MemoryBackend(Backend):
         for new in cp.inbox:
             if new.run_id == cp.run_id:
                 self._add_inbox(new)
-            else:
+            elif new.run_id in self._runs:
                 self._deliver(new, cp.now)
         for target, reason in cp.cancel_runs:
             if target in self._runs:
@@ -283,7 +290,7 @@ class MemoryBackend(Backend):
             )
         elif cp.outcome is Outcome.CONTINUED:
             run.journal.clear()
-            run.inbox = [b for b in run.inbox if not b.consumed and b.item.kind is InboxKind.SIGNAL]
+            run.inbox = [b for b in run.inbox if not b.consumed and b.item.kind in CARRIED_OVER]
             run.set(
                 generation=run.rec.generation + 1,
                 journal_len=0,

@@ -30,7 +30,14 @@ from ...records import (
     RunStatus,
 )
 from ..base import Backend, Feature
-from ..rules import cancel_error, child_outcome_item, decode_cursor, encode_cursor, wake_after
+from ..rules import (
+    CARRIED_OVER,
+    cancel_error,
+    child_outcome_item,
+    decode_cursor,
+    encode_cursor,
+    wake_after,
+)
 
 T = TypeVar("T")
 
@@ -492,7 +499,7 @@ class SQLiteBackend(Backend):
         for item in cp.inbox:
             if item.run_id == cp.run_id:
                 self._add_inbox(c, item)
-            else:
+            elif c.execute("SELECT 1 FROM perdure_runs WHERE id = ?", (item.run_id,)).fetchone():
                 self._deliver(c, item, cp.now)
         for target, reason in cp.cancel_runs:
             exists = c.execute("SELECT 1 FROM perdure_runs WHERE id = ?", (target,)).fetchone()
@@ -523,9 +530,10 @@ class SQLiteBackend(Backend):
             )
         elif cp.outcome is Outcome.CONTINUED:
             c.execute("DELETE FROM perdure_journal WHERE run_id = ?", (cp.run_id,))
+            kept = ", ".join(f"'{kind.value}'" for kind in CARRIED_OVER)
             c.execute(
                 "DELETE FROM perdure_inbox WHERE run_id = ? AND NOT "
-                "(consumed = 0 AND kind = 'signal')",
+                f"(consumed = 0 AND kind IN ({kept}))",
                 (cp.run_id,),
             )
             c.execute(
