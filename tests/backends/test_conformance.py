@@ -685,7 +685,7 @@ async def test_continued_starts_a_new_generation(backend: Backend) -> None:
     again = (await claim(backend, "w2", NOW + 10))["r"]  # runnable at once
     assert again.inbox == [unseen]
     assert again.run.generation == 1
-    assert again.run.started_at == NOW
+    assert again.run.started_at == NOW + 10  # the new generation starts its own clock
     assert again.run.recoveries == 0
     # The new generation journals from 0 and may use its own keys.
     cp = checkpoint(again, NOW + 11, entries=[entry(0)], inbox=[timer("r", 2, NOW + 20, 1)])

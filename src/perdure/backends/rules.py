@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from ..records import InboxItem, InboxKind, NewInboxItem, RunRecord
+from ..records import InboxItem, InboxKind, NewInboxItem, RunRecord, RunStatus
 
 # What a run keeps when it continues as new: messages not yet received, a cancel not
 # yet seen, and its own deadline (which counts from the first start).
@@ -42,6 +42,20 @@ def child_outcome_item(child: RunRecord, now: float) -> NewInboxItem:
         payload=payload,
         key=f"child:{child.id}",
     )
+
+
+def deadline_item(run_id: str, start: float, timeout: float) -> NewInboxItem:
+    """The item that cancels a run ``timeout`` seconds after ``start``."""
+    reason = f"workflow timed out after {timeout:g} s"
+    return NewInboxItem(
+        run_id, InboxKind.DEADLINE, start + timeout, payload=reason.encode(), key="deadline"
+    )
+
+
+def cancels_at_once(status: RunStatus, owner: str | None) -> bool:
+    """A cancel ends the run without a worker when there is no code to unwind: it never
+    started, or it is held (no deployed code can replay it)."""
+    return (status is RunStatus.PENDING and owner is None) or status is RunStatus.HELD
 
 
 def cancel_error(reason: bytes | None) -> bytes:

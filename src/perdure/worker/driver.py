@@ -38,6 +38,7 @@ class _Attempt:
     error: ErrorInfo | None
     retry_at: float | None
     consumed: list[int]
+    done_at: float  # when the attempt finished (the workflow's time for it)
 
 
 class StepTimeout(TimeoutError):
@@ -120,30 +121,41 @@ class RunDriver:
                 return
 
     def _drain(self, now: float) -> None:
+        """Deliver what happened, oldest first: finished step attempts by the time they
+        finished, inbox items by the time they became due. Order by time (not by arrival
+        in this worker) makes the outcome independent of how long a worker was away."""
         inst = self.instance
-        progress = True
-        while progress and not inst.finished and inst.nondeterminism is None:
-            progress = False
-            while self.results and not inst.finished:
-                r = self.results.pop(0)
-                if r.retry_at is not None:
-                    self.retry_due[r.op.pos] = r.retry_at
-                else:
-                    self.retry_due.pop(r.op.pos, None)
-                inst.complete_step(r.op, r.attempt, r.value, r.error, r.retry_at, now, r.consumed)
-                progress = True
-            for item_id in sorted(self.inbox):
-                item = self.inbox[item_id]
-                if item.visible_at > now or item.kind is InboxKind.RETRY:
-                    continue
-                if inst.finished or inst.nondeterminism is not None:
+        while not inst.finished and inst.nondeterminism is None:
+            events: list[tuple[float, int, int]] = [
+                (r.done_at, 0, i) for i, r in enumerate(self.results)
+            ]
+            events.extend(
+                (item.visible_at, 1, item.id)
+                for item in self.inbox.values()
+                if item.visible_at <= now and item.kind is not InboxKind.RETRY
+            )
+            events.sort()
+            for _, source, key in events:
+                if source == 0:
+                    self._deliver_attempt(self.results.pop(key))
                     break
-                if inst.accept(item, now):
-                    del self.inbox[item_id]
-                    progress = True
-                    # The code moved on and may now wait for an older message that was
-                    # skipped above: scan again from the oldest, so order is kept per topic.
+                item = self.inbox[key]
+                if inst.accept(item):
+                    # The code moved on; look again from the oldest event (a message it
+                    # skipped may be what it waits for now).
+                    del self.inbox[key]
                     break
+            else:
+                return  # nothing the run can take right now
+
+    def _deliver_attempt(self, r: _Attempt) -> None:
+        if r.retry_at is not None:
+            self.retry_due[r.op.pos] = r.retry_at
+        else:
+            self.retry_due.pop(r.op.pos, None)
+        self.instance.complete_step(
+            r.op, r.attempt, r.value, r.error, r.retry_at, r.done_at, r.consumed
+        )
 
     def _steps_to_start(self, now: float) -> list[tuple[Operation, list[int]]]:
         inst = self.instance
@@ -265,7 +277,8 @@ class RunDriver:
             if step.retry.should_retry(exc, attempt):
                 retry_at = worker.clock.now() + step.retry.delay(attempt)
         self.inflight.pop(op.pos, None)
-        self.results.append(_Attempt(op, attempt, value, error, retry_at, consumed))
+        done_at = worker.clock.now()
+        self.results.append(_Attempt(op, attempt, value, error, retry_at, consumed, done_at))
         self.wakeup.set()
 
     async def _call(

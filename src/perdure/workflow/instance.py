@@ -437,9 +437,6 @@ class WorkflowInstance:
         if self._main is not None and not self._main.done():
             self._main.cancel(msg=reason)
 
-    def _live(self, now: float) -> None:
-        self.loop.set_time(now)
-
     def complete_step(
         self,
         op: Operation,
@@ -447,11 +444,11 @@ class WorkflowInstance:
         value: bytes | None,
         error: ErrorInfo | None,
         retry_at: float | None,
-        now: float,
+        at: float,
         consumed: list[int],
     ) -> None:
         """Record a step attempt's outcome; a final one is delivered to the code."""
-        self._live(now)
+        self.loop.set_time(at)
         self._consumed.extend(consumed)
         if error is not None and retry_at is not None:
             self._append(
@@ -480,9 +477,11 @@ class WorkflowInstance:
         self._deliver(entry)
         self.loop.run_until_idle()
 
-    def accept(self, item: InboxItem, now: float) -> bool:
-        """Take an inbox item if the run can use it now; False leaves it in the inbox."""
-        self._live(now)
+    def accept(self, item: InboxItem) -> bool:
+        """Take a due inbox item if the run can use it now; False leaves it in the inbox.
+        The workflow's clock moves to when the item became due (never backwards), so a
+        timer that fired during a worker's absence is seen at its deadline."""
+        self.loop.set_time(item.visible_at)
         if item.kind is InboxKind.SIGNAL:
             op = self._waiting_receive(item.topic)
             if op is None:
@@ -512,10 +511,9 @@ class WorkflowInstance:
             if self.cancel_requested:
                 self._consumed.append(item.id)
                 return True
-            reason = (item.payload or b"").decode() or "cancelled"
-            if item.kind is InboxKind.DEADLINE:
-                timeout = self.workflow.timeout
-                reason = f"workflow timed out after {timeout:g} s" if timeout else "timed out"
+            reason = (item.payload or b"").decode() or (
+                "timed out" if item.kind is InboxKind.DEADLINE else "cancelled"
+            )
             entry = self._append(-1, EntryKind.CANCEL, reason, None)
         else:
             return False  # RETRY items are the worker's business

@@ -31,7 +31,9 @@ from ..base import Backend, Feature
 from ..rules import (
     CARRIED_OVER,
     cancel_error,
+    cancels_at_once,
     child_outcome_item,
+    deadline_item,
     decode_cursor,
     encode_cursor,
     wake_after,
@@ -99,9 +101,7 @@ class MemoryBackend(Backend):
         )
         self._runs[run.id] = _Run(rec)
         if run.timeout is not None:
-            self._add_inbox(
-                NewInboxItem(run.id, InboxKind.DEADLINE, start + run.timeout, key="deadline")
-            )
+            self._add_inbox(deadline_item(run.id, start, run.timeout))
         return rec, True
 
     async def get_run(self, run_id: str) -> RunRecord | None:
@@ -217,8 +217,8 @@ class MemoryBackend(Backend):
             return False
         if not self._add_inbox(item):
             return False
-        if item.kind is InboxKind.CANCEL and status is RunStatus.PENDING and run.rec.owner is None:
-            # Never started: nothing to unwind, so it ends here without a worker.
+        if item.kind is InboxKind.CANCEL and cancels_at_once(status, run.rec.owner):
+            # Nothing to unwind (never started, or held): it ends here, without a worker.
             self._finish(run, RunStatus.CANCELLED, None, cancel_error(item.payload), now)
             return True
         if status in (RunStatus.PENDING, RunStatus.RUNNING):
@@ -298,6 +298,7 @@ class MemoryBackend(Backend):
                 owner=None,
                 lease_until=None,
                 wake_at=cp.now,
+                started_at=cp.now,  # the new generation's clock starts now
             )
         elif cp.release:
             pending = [b.item for b in run.inbox if not b.consumed]

@@ -33,7 +33,9 @@ from ..base import Backend, Feature
 from ..rules import (
     CARRIED_OVER,
     cancel_error,
+    cancels_at_once,
     child_outcome_item,
+    deadline_item,
     decode_cursor,
     encode_cursor,
     wake_after,
@@ -223,9 +225,7 @@ class SQLiteBackend(Backend):
         )
         created = cur.rowcount == 1
         if created and run.timeout is not None:
-            self._add_inbox(
-                c, NewInboxItem(run.id, InboxKind.DEADLINE, start + run.timeout, key="deadline")
-            )
+            self._add_inbox(c, deadline_item(run.id, start, run.timeout))
         rec = self._get(c, run.id)
         assert rec is not None
         return rec, created
@@ -405,8 +405,8 @@ class SQLiteBackend(Backend):
             return False
         if not self._add_inbox(c, item):
             return False
-        if item.kind is InboxKind.CANCEL and status is RunStatus.PENDING and owner is None:
-            # Never started: nothing to unwind, so it ends here without a worker.
+        if item.kind is InboxKind.CANCEL and cancels_at_once(status, owner):
+            # Nothing to unwind (never started, or held): it ends here, without a worker.
             self._finish(c, item.run_id, RunStatus.CANCELLED, None, cancel_error(item.payload), now)
         elif status.value in _ACTIVE:
             wake = max(now, item.visible_at)
@@ -538,9 +538,9 @@ class SQLiteBackend(Backend):
             )
             c.execute(
                 "UPDATE perdure_runs SET generation = generation + 1, journal_len = 0, "
-                "input = COALESCE(?, input), owner = NULL, lease_until = NULL, wake_at = ? "
-                "WHERE id = ?",
-                (cp.new_input, cp.now, cp.run_id),
+                "input = COALESCE(?, input), owner = NULL, lease_until = NULL, wake_at = ?, "
+                "started_at = ? WHERE id = ?",  # the new generation's clock starts now
+                (cp.new_input, cp.now, cp.now, cp.run_id),
             )
         elif cp.release:
             pending = [
