@@ -25,6 +25,7 @@ from .errors import (
     RunNotFound,
     SerializationError,
     StepError,
+    StepTimeout,
     WorkflowSandboxError,
 )
 from .records import RunStatus
@@ -76,6 +77,7 @@ __all__ = [
     "StepError",
     "StepFunction",
     "StepInfo",
+    "StepTimeout",
     "SyncHandle",
     "VirtualClock",
     "Worker",

@@ -16,7 +16,7 @@ from .backends.base import Backend, Feature
 from .client import Handle, RunInfo, SyncHandle, raise_for
 from .clock import Clock
 from .codec import Codec, Payloads
-from .errors import RegistrationError, RunConflict
+from .errors import ConfigurationError, RegistrationError, RunConflict
 from .hub import Hub
 from .portal import Portal
 from .records import NewRun, RunFilter, RunRecord, RunStatus
@@ -64,6 +64,14 @@ class App:
 
     def __repr__(self) -> str:
         return f"<perdure.App {self.url!r}>"
+
+    def use_database(self, url: str) -> None:
+        """Point the app at another database (e.g. ``perdure worker --database``). Only
+        before it is opened; every other setting, and every registration, is kept."""
+        if self._opened:
+            raise ConfigurationError("use_database() must be called before the app is opened")
+        self.url = resolve_url(url)
+        self.backend = open_backend(self.url)
 
     # -- registration -------------------------------------------------------------------
 
@@ -196,7 +204,7 @@ class App:
     def worker(self, **options: Any) -> Worker:
         """A worker for this app (``async with app.worker(): ...``). Options:
         ``concurrency``, ``lease_ttl``, ``poll_interval``, ``sticky_cache``,
-        ``cache_size``, ``threads``, ``shutdown_timeout``, ``worker_id``."""
+        ``cache_size``, ``cache_idle``, ``threads``, ``shutdown_timeout``, ``worker_id``."""
         return Worker(self, **options)
 
     def run_worker(self, **options: Any) -> None:

@@ -33,11 +33,7 @@ def load_app(spec: str) -> Any:
 def _worker(args: argparse.Namespace) -> int:
     app = load_app(args.app)
     if args.database:
-        from .app import App
-
-        fresh = App(args.database, lease_ttl=app.lease_ttl)
-        fresh.workflows, fresh.steps = app.workflows, app.steps
-        app = fresh
+        app.use_database(args.database)
     options: dict[str, Any] = {"concurrency": args.concurrency}
     if args.lease_ttl is not None:
         options["lease_ttl"] = args.lease_ttl

@@ -54,9 +54,15 @@ def to_json(value: Any) -> bytes:
     try:
         return pydantic_core.to_json(value, bytes_mode="base64", serialize_unknown=False)
     except (pydantic_core.PydanticSerializationError, TypeError, ValueError) as exc:
+        hint = ""
+        if "utf-8" in str(exc):
+            hint = (
+                " (a pydantic model holding binary bytes needs model_config = "
+                "ConfigDict(ser_json_bytes='base64', val_json_bytes='base64'))"
+            )
         raise SerializationError(
             f"cannot encode {type(value).__name__} as JSON ({exc}); use JSON-compatible "
-            "values, dataclasses or pydantic models"
+            f"values, dataclasses or pydantic models{hint}"
         ) from None
 
 
@@ -91,10 +97,18 @@ class Payloads:
     ) -> bytes:
         """Encode a call's arguments after checking they fit ``fn``'s signature."""
         try:
-            inspect.signature(fn).bind(*args, **kwargs)
+            bound = inspect.signature(fn).bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"bad arguments for {fn.__name__}: {exc}") from None
-        return self.encode({"args": list(args), "kwargs": kwargs})
+        try:
+            return self.encode({"args": list(args), "kwargs": kwargs})
+        except SerializationError:
+            for name, value in bound.arguments.items():  # name the culprit
+                try:
+                    to_json(value)
+                except SerializationError as exc:
+                    raise SerializationError(f"argument {name!r} of {fn.__name__}: {exc}") from None
+            raise
 
     def decode_call(
         self, fn: Callable[..., Any], data: bytes

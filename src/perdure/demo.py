@@ -73,9 +73,6 @@ async def _run() -> int:
 
 
 def main(database: str | None = None) -> int:
-    global app
-    if database and database != app.url:
-        fresh = perdure.App(database)
-        fresh.workflows, fresh.steps = app.workflows, app.steps
-        app = fresh
+    if database:
+        app.use_database(database)
     return asyncio.run(_run())

@@ -13,10 +13,11 @@
     ├── NotInWorkflow             a workflow-only call made outside a workflow
     ├── WorkflowSandboxError      workflow code tried I/O or threads on its loop
     ├── RunFailed                 awaited a run that failed (carries the ErrorInfo)
-    │   ├── RunCancelled          awaited a run that was cancelled (or timed out)
-    │   └── RunTerminated         (reserved for terminate)
+    │   └── RunCancelled          awaited a run that was cancelled (or timed out)
     ├── StepError                 inside a workflow: a step failed for good
-    └── ChildFailed               inside a workflow: a child run failed
+    ├── StepTimeout               a step attempt ran past its timeout (also a TimeoutError)
+    ├── ChildFailed               inside a workflow: a child run failed
+    └── NonRetryableError         raise it (or a subclass) in a step to stop retrying
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ class NonDeterminismError(PerdureError):
         super().__init__(
             f"run {run_id!r} is not deterministic at position {position}: the journal "
             f"recorded {recorded} but the code now requests {requested}. The run is held; "
-            "deploy code that replays it (use perdure.patched() for changes) and retry it."
+            "deploy code that replays it (branch with perdure.patched() for changes), or cancel it."
         )
         self.run_id = run_id
         self.position = position
@@ -181,6 +182,10 @@ class ChildFailed(PerdureError):
         self.run_id = run_id
         self.error = error
         self.cancelled = cancelled
+
+
+class StepTimeout(PerdureError, TimeoutError):
+    """A step attempt ran longer than its ``timeout`` (retried like any other error)."""
 
 
 class NonRetryableError(PerdureError):

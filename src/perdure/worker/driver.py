@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ErrorInfo, SerializationError
+from ..errors import ErrorInfo, SerializationError, StepTimeout
 from ..records import Checkpoint, EntryKind, InboxItem, InboxKind, Outcome
 from ..workflow.context import StepInfo, current_step
 from ..workflow.instance import Operation, WorkflowInstance
@@ -39,10 +39,6 @@ class _Attempt:
     retry_at: float | None
     consumed: list[int]
     done_at: float  # when the attempt finished (the workflow's time for it)
-
-
-class StepTimeout(TimeoutError):
-    """A step attempt ran longer than its ``timeout``."""
 
 
 class RunDriver:
@@ -109,6 +105,7 @@ class RunDriver:
                 if cp.events or inst.finished:
                     worker.app_hub.changed(self.run_id)
             if inst.finished:
+                inst.close()
                 worker.on_finished(self.run_id, inst.outcome)
                 return
             if release:
@@ -166,7 +163,7 @@ class RunDriver:
                 op = inst.ops.get(item.pos)
                 if op is None or op.kind is not EntryKind.STEP or op.cancelled:
                     del self.inbox[item.id]
-                    inst._consumed.append(item.id)  # stale: the step is settled
+                    inst.consume(item.id)  # stale: the step is settled
                 else:
                     retries[item.pos] = item
         out: list[tuple[Operation, list[int]]] = []
@@ -234,6 +231,7 @@ class RunDriver:
         result = await self.worker.committer.commit(cp)
         self.lost = not result.applied
         self.worker.app_hub.changed(self.run_id)
+        inst.close()
         self.worker.on_finished(self.run_id, Outcome.HELD)
 
     # -- steps --------------------------------------------------------------------------

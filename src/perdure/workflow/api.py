@@ -139,8 +139,7 @@ class ChildHandle(Generic[T]):
 
     def cancel(self) -> None:
         """Ask the child run to cancel; its result then raises ChildFailed."""
-        if self.id in self._instance.live_children:
-            self._instance._cancel_runs.append((self.id, "cancelled by parent"))
+        self._instance.cancel_child(self.id, "cancelled by parent")
 
 
 async def start_child(

@@ -31,7 +31,7 @@ class StepInfo:
     step: str
     position: int
     attempt: int
-    idempotency_key: str  # stable across attempts and recoveries: run id + position
+    idempotency_key: str  # stable across attempts and recoveries: run, generation, position
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,7 @@ class WorkflowInstance:
             if entry.pos >= 0:
                 self._recorded.setdefault(entry.pos, []).append(entry)
         self._patches = {e.name for e in journal if e.kind is EntryKind.PATCH}
+        self._last_recorded_pos = max((e.pos for e in journal), default=-1)
         self._replay = deque(e for e in journal if e.kind.delivered)
         self.ops: dict[int, Operation] = {}
         self._timer_pos: dict[int, int] = {}  # id(TimerHandle) -> position
@@ -154,6 +155,8 @@ class WorkflowInstance:
             self.loop.run_until_idle()
 
     def _on_main_done(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled():
+            task.exception()  # mark it retrieved: the outcome below is how it is reported
         if self.nondeterminism is not None:
             return
         if self._replay:
@@ -194,11 +197,16 @@ class WorkflowInstance:
         self.error = error.to_bytes() if error else None
 
     def close(self) -> None:
-        """Drop the coroutine (eviction, lost lease): cancel its tasks quietly."""
-        if self._main is not None and not self._main.done():
-            self._main.cancel()
+        """Drop the coroutine and any tasks it left behind (finished, evicted, lease
+        lost): cancel them quietly so nothing is reported as destroyed while pending."""
+        if not self.loop.is_closed():
+            for task in asyncio.all_tasks(self.loop):
+                task.cancel()
             with contextlib.suppress(Exception):  # best-effort teardown
                 self.loop.run_until_idle()
+            for task in asyncio.all_tasks(self.loop):
+                if task.done() and not task.cancelled():
+                    task.exception()
         self.loop.close()
 
     # -- positions and determinism ------------------------------------------------------
@@ -329,8 +337,8 @@ class WorkflowInstance:
     def patched(self, change_id: str) -> bool:
         if change_id in self._patches:
             return True
-        if self.replaying:
-            return False  # recorded before this change: keep the old branch
+        if self.replaying or self._next_pos <= self._last_recorded_pos:
+            return False  # the run got past this point before the change: old branch
         self._patches.add(change_id)
         self._append(-1, EntryKind.PATCH, change_id, None)
         return True
@@ -378,6 +386,14 @@ class WorkflowInstance:
         if self.cancel_requested:
             self._cancel_runs.append((child_id, "parent run cancelled"))
         return op
+
+    def cancel_child(self, child_id: str, reason: str) -> None:
+        if child_id in self.live_children:
+            self._cancel_runs.append((child_id, reason))
+
+    def consume(self, item_id: int) -> None:
+        """Mark an inbox item as used up in the next checkpoint."""
+        self._consumed.append(item_id)
 
     def _track(self, op: Operation) -> None:
         self.ops[op.pos] = op
