@@ -95,7 +95,7 @@ class WorkflowInstance:
         self.payloads = payloads
         self.loop = WorkflowLoop(self, run.started_at or run.created_at)  # type: ignore[abstract]
         # Seeded per run (not per id: a reused id after deletion gets new values); not secret.
-        self.rng = _random.Random(f"{run.id}:{run.created_at!r}:{run.generation}")
+        self.rng = _random.Random(f"{run.id}:{run.created_at:.6f}:{run.generation}")
         self._input = run.input
         self.committed = len(journal)  # journal entries already stored
         self._recorded: dict[int, list[JournalEntry]] = {}
@@ -308,6 +308,9 @@ class WorkflowInstance:
     def cancel_timer(self, handle: asyncio.TimerHandle) -> None:
         pos = self._timer_pos.pop(id(handle), None)
         if pos is not None and self.ops.pop(pos, None) is not None:
+            # Not yet written: never write it. Written earlier: delete it.
+            key = self.timer_key(pos)
+            self._inbox_out = [item for item in self._inbox_out if item.key != key]
             self._cancel_timers.append(pos)
 
     def receive(self, topic: str | None) -> asyncio.Future[Any]:

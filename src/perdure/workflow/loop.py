@@ -30,7 +30,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def __init__(self, instance: WorkflowInstance, start_time: float) -> None:
         self.instance = instance
         self._ready: deque[asyncio.Handle] = deque()
-        self._time = start_time
+        self._time = round(start_time, 6)
         self._closed = False
 
     # -- driving ------------------------------------------------------------------------
@@ -49,7 +49,10 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
             events._set_running_loop(previous)
 
     def set_time(self, when: float) -> None:
-        # Workflow time never goes backwards, even if the wall clock does.
+        # Workflow time never goes backwards, even if the wall clock does. It moves in
+        # whole microseconds, the resolution of datetime: a timer of d seconds then shows
+        # exactly d on perdure.now(), not d minus a float rounding error.
+        when = round(when, 6)
         if when > self._time:
             self._time = when
 

@@ -221,7 +221,10 @@ class MemoryBackend(Backend):
             # Nothing to unwind (never started, or held): it ends here, without a worker.
             self._finish(run, RunStatus.CANCELLED, None, cancel_error(item.payload), now)
             return True
-        if status in (RunStatus.PENDING, RunStatus.RUNNING):
+        if status is RunStatus.PENDING:
+            # It keeps its start time: a message does not start a delayed run early.
+            run.set(mailbox=run.rec.mailbox + 1)
+        elif status is RunStatus.RUNNING:
             wake = max(now, item.visible_at)
             current = run.rec.wake_at
             run.set(

@@ -51,8 +51,15 @@ _RUN_COLUMNS = (
 _ACTIVE = ("pending", "running")
 
 
+def _time(value: Any) -> float | None:
+    # SQLite hands back a whole-number REAL as an int in some paths (RETURNING).
+    return None if value is None else float(value)
+
+
 def _run(row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
-    r = tuple(row)
+    r = list(row)
+    for i in (10, 11, 12, 13, 14, 17):  # the time columns
+        r[i] = _time(r[i])
     return RunRecord(
         r[0],
         r[1],
@@ -78,7 +85,7 @@ def _run(row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
 
 
 def _item(r: tuple[Any, ...]) -> InboxItem:
-    return InboxItem(r[0], r[1], InboxKind(r[2]), r[3], r[4], r[5], r[6], r[7])
+    return InboxItem(r[0], r[1], InboxKind(r[2]), r[3], r[4], r[5], float(r[6]), r[7])
 
 
 _ITEM_COLUMNS = "id, run_id, kind, pos, topic, payload, visible_at, key"
@@ -366,7 +373,7 @@ class SQLiteBackend(Backend):
                 (run_id,),
             ).fetchall()
             return [
-                JournalEntry(r[0], r[1], EntryKind(r[2]), r[3], r[4], r[5], r[6], bool(r[7]))
+                JournalEntry(r[0], r[1], EntryKind(r[2]), r[3], r[4], float(r[5]), r[6], bool(r[7]))
                 for r in rows
             ]
 
@@ -412,7 +419,9 @@ class SQLiteBackend(Backend):
             wake = max(now, item.visible_at)
             c.execute(
                 "UPDATE perdure_runs SET mailbox = mailbox + 1, "
-                "wake_at = CASE WHEN wake_at IS NULL OR wake_at > ? THEN ? ELSE wake_at END "
+                # A pending run keeps its start time: a message does not start it early.
+                "wake_at = CASE WHEN status = 'pending' THEN wake_at "
+                "WHEN wake_at IS NULL OR wake_at > ? THEN ? ELSE wake_at END "
                 "WHERE id = ?",
                 (wake, wake, item.run_id),
             )
