@@ -97,7 +97,7 @@ class Payloads:
     ) -> bytes:
         """Encode a call's arguments after checking they fit ``fn``'s signature."""
         try:
-            bound = inspect.signature(fn).bind(*args, **kwargs)
+            bound = _signature(fn).bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"bad arguments for {fn.__name__}: {exc}") from None
         try:
@@ -116,7 +116,7 @@ class Payloads:
         """Decode arguments stored by :meth:`encode_call`, typed by ``fn``'s hints."""
         raw = self.decode(data)
         args, kwargs = list(raw.get("args", [])), dict(raw.get("kwargs", {}))
-        sig = inspect.signature(fn)
+        sig = _signature(fn)
         hints = _hints(fn)
         params = list(sig.parameters.values())
         out_args: list[Any] = []
@@ -146,6 +146,14 @@ def _convert(value: Any, hint: Any) -> Any:
         return value
 
 
+# Functions are long-lived (registered once), so their signatures and resolved type
+# hints are read once, not on every step result.
+@lru_cache(maxsize=4096)
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(fn)
+
+
+@lru_cache(maxsize=4096)
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
     try:
         return typing.get_type_hints(fn)

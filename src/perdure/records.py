@@ -172,6 +172,7 @@ class Checkpoint:
     new_input: bytes | None = None  # for CONTINUED
     release: bool = False
     mailbox_seen: int = 0
+    runnable: bool = False  # with release: the run has work now (e.g. steps not started)
 
     def is_empty(self) -> bool:
         return not (

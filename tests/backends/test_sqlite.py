@@ -172,3 +172,29 @@ class TestSQLiteURL:
         assert backend.synchronous == "normal"
         with pytest.raises(ConfigurationError):
             open_backend("sqlite:///x.db?synchronous=bogus")
+
+
+def test_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -> None:
+    """Turning a fresh file to WAL needs it to itself; openers racing for it must wait
+    their turn, not fail with 'database is locked'."""
+    import subprocess
+    import sys
+
+    script = (
+        "import asyncio, sys\n"
+        "from perdure.backends.sqlite import SQLiteBackend\n"
+        "async def main():\n"
+        "    backend = SQLiteBackend(sys.argv[1])\n"
+        "    await backend.open()\n"
+        "    await backend.close()\n"
+        "asyncio.run(main())\n"
+    )
+    for round_ in range(8):
+        path = tmp_path / f"race{round_}.db"
+        procs = [
+            subprocess.Popen([sys.executable, "-c", script, str(path)], stderr=subprocess.PIPE)
+            for _ in range(6)
+        ]
+        for proc in procs:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err.decode()

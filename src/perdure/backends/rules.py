@@ -13,16 +13,17 @@ CARRIED_OVER = (InboxKind.SIGNAL, InboxKind.CANCEL, InboxKind.DEADLINE)
 
 
 def wake_after(
-    pending: list[InboxItem], mailbox: int, mailbox_seen: int, now: float
+    pending: list[InboxItem], mailbox: int, mailbox_seen: int, now: float, runnable: bool
 ) -> float | None:
     """When a released run next needs a worker.
 
-    Messages that arrived after the worker last looked (``mailbox`` moved on) wake it
+    A run released with work left (``runnable``: a shutdown held back its steps) is
+    due at once. Messages that arrived after the worker last looked (``mailbox`` moved on) wake it
     at once; messages it already saw wake it only when another message comes, since
     nothing in the run is waiting for them. Timers, retries, child results and
     cancellations wake it when they become visible.
     """
-    if mailbox != mailbox_seen:
+    if runnable or mailbox != mailbox_seen:
         return now
     times = [i.visible_at for i in pending if i.kind is not InboxKind.SIGNAL]
     return min(times) if times else None

@@ -63,6 +63,8 @@ class RunDriver:
         self.wakeup = asyncio.Event()
         self.need_fetch = False
         self.lost = False
+        self.holding = True  # False once a checkpoint released the lease or ended the run
+        self.parked = False  # True once the instance was handed to the sticky cache
         self.retry_due: dict[int, float] = {}  # position -> when its retry item is due
 
     # -- the cycle ----------------------------------------------------------------------
@@ -76,7 +78,9 @@ class RunDriver:
             if inst.nondeterminism is not None:
                 await self._hold()
                 return
-            to_start = [] if inst.finished or worker.stopping else self._steps_to_start(now)
+            held_back = worker.stopping and not inst.finished
+            # Shutting down: start nothing new, and hand the run back.
+            to_start = [] if inst.finished or held_back else self._steps_to_start(now)
             release = not inst.finished and not self.inflight and not to_start
             writes = inst.take_writes()
             cp = Checkpoint(
@@ -92,6 +96,8 @@ class RunDriver:
                 new_input=inst.new_input,
                 release=release,
                 mailbox_seen=self.mailbox_seen,
+                # Steps left unstarted by a shutdown: another worker should go on at once.
+                runnable=held_back and self._has_unstarted_steps(),
             )
             if not cp.is_empty():
                 result = await worker.committer.commit(cp)
@@ -104,6 +110,8 @@ class RunDriver:
                     self.need_fetch = True
                 if cp.events or inst.finished:
                     worker.app_hub.changed(self.run_id)
+                if release or inst.finished:
+                    self.holding = False
             if inst.finished:
                 inst.close()
                 worker.on_finished(self.run_id, inst.outcome)
@@ -179,6 +187,12 @@ class RunDriver:
                 out.append((op, [item.id]))
         return out
 
+    def _has_unstarted_steps(self) -> bool:
+        return any(
+            op.kind is EntryKind.STEP and not op.cancelled and op.pos not in self.inflight
+            for op in self.instance.ops.values()
+        )
+
     def _next_due(self) -> float | None:
         times = [
             item.visible_at for item in self.inbox.values() if item.kind is not InboxKind.SIGNAL
@@ -230,6 +244,7 @@ class RunDriver:
         )
         result = await self.worker.committer.commit(cp)
         self.lost = not result.applied
+        self.holding = False
         self.worker.app_hub.changed(self.run_id)
         inst.close()
         self.worker.on_finished(self.run_id, Outcome.HELD)

@@ -193,7 +193,8 @@ class Worker:
     async def _claim_loop(self) -> None:
         while not self.stopping:
             claims: list[Claim] = []
-            capacity = self.concurrency - len(self.drivers)
+            # Count runs still being set up (journal read, replay) too, not only drivers.
+            capacity = self.concurrency - len(self._driver_tasks)
             looked_at = self.clock.now()
             # Clear before claiming: a poke that lands while we claim is not lost.
             self._wake.clear()
@@ -240,7 +241,7 @@ class Worker:
             driver = RunDriver(self, run.id, claim.token, run.mailbox, instance, claim.inbox)
             self.drivers[run.id] = driver
             await driver.run()
-            if driver.lost:
+            if driver.lost and not driver.parked:
                 instance.close()
         except asyncio.CancelledError:
             raise
@@ -252,14 +253,21 @@ class Worker:
             with contextlib.suppress(Exception):
                 await self.backend.release(run.id, self.id, claim.token, self.clock.now())
         finally:
-            self.drivers.pop(run.id, None)
-            self._driver_tasks.pop(run.id, None)
+            # Only our own entries: a newer claim of the same run may have replaced them.
+            if driver is not None and self.drivers.get(run.id) is driver:
+                del self.drivers[run.id]
+            if self._driver_tasks.get(run.id) is asyncio.current_task():
+                del self._driver_tasks[run.id]
 
     async def _instance_for(self, claim: Claim) -> WorkflowInstance | None:
         run = claim.run
         cached = self._cache.pop(run.id, None)
         if cached is not None:
-            if cached.journal_len == run.journal_len and cached.generation == run.generation:
+            usable = not cached.instance.finished and not cached.instance.loop.is_closed()
+            if usable and (cached.journal_len, cached.generation) == (
+                run.journal_len,
+                run.generation,
+            ):
                 self.stats["cache_hits"] += 1
                 return cached.instance
             cached.instance.close()
@@ -302,6 +310,7 @@ class Worker:
             self._wakes.append(due)
             self.poke()
         keep = self.sticky and not self.stopping and (due is None or due - now <= self.cache_idle)
+        driver.parked = keep
         if keep:
             self._cache[driver.run_id] = _Cached(
                 driver.instance,
@@ -332,17 +341,17 @@ class Worker:
             await asyncio.sleep(interval)
             if not self.drivers:
                 continue
-            leases = {run_id: d.token for run_id, d in self.drivers.items()}
+            snapshot = dict(self.drivers)
+            leases = {run_id: d.token for run_id, d in snapshot.items()}
             now = self.clock.now()
             try:
                 held = await self.backend.extend_leases(self.id, leases, now + self.lease_ttl)
             except Exception:
                 log.exception("extending leases failed")
                 continue
-            for run_id in leases:
-                driver = self.drivers.get(run_id)
-                if driver is None:
-                    continue
+            for run_id, driver in snapshot.items():
+                if not driver.holding:
+                    continue  # it released or finished while we were extending
                 if run_id not in held:
                     driver.lost = True
                     driver.poke()

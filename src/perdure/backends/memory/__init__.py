@@ -308,7 +308,7 @@ class MemoryBackend(Backend):
             run.set(
                 owner=None,
                 lease_until=None,
-                wake_at=wake_after(pending, run.rec.mailbox, cp.mailbox_seen, cp.now),
+                wake_at=wake_after(pending, run.rec.mailbox, cp.mailbox_seen, cp.now, cp.runnable),
             )
         else:
             run.set(lease_until=cp.lease_until)

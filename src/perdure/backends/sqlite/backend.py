@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -139,12 +140,27 @@ class SQLiteBackend(Backend):
             self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
         )
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise ConfigurationError(f"{self.path}: cannot use WAL mode (got {mode})")
+        self._use_wal(conn)
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         self._conn = conn
         self._migrate(conn)
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching a new file to WAL needs it to itself, and the busy handler does not
+        # cover that: when several processes open a fresh file at once, try again.
+        deadline = time.monotonic() + self.busy_timeout
+        mode = "?"
+        while True:
+            try:
+                mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+            if mode == "wal":
+                return
+            if time.monotonic() > deadline:
+                raise ConfigurationError(f"{self.path}: cannot use WAL mode (got {mode})")
+            time.sleep(0.02)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         files = sorted(
@@ -566,7 +582,7 @@ class SQLiteBackend(Backend):
             c.execute(
                 "UPDATE perdure_runs SET owner = NULL, lease_until = NULL, wake_at = ? "
                 "WHERE id = ?",
-                (wake_after(pending, current, cp.mailbox_seen, cp.now), cp.run_id),
+                (wake_after(pending, current, cp.mailbox_seen, cp.now, cp.runnable), cp.run_id),
             )
         else:
             c.execute(

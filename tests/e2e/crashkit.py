@@ -1,0 +1,204 @@
+"""Real worker processes on a real SQLite file, for the crash tests.
+
+:class:`Cluster` starts ``perdure worker tests.e2e.crashapp:app`` subprocesses, kills,
+stops and resumes them, and reads what they left behind: the side-effect log the
+steps write (see ``crashapp``) and the database file itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import crashapp
+
+import perdure
+from perdure.records import EntryKind
+
+REPO = Path(__file__).resolve().parents[2]
+APP_SPEC = "tests.e2e.crashapp:app"
+
+
+def perdure_command() -> list[str]:
+    """The installed ``perdure`` script next to this interpreter, as a user runs it."""
+    script = Path(sys.executable).parent / "perdure"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "perdure.cli"]
+
+
+def child_env(directory: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["CRASHAPP_DIR"] = str(directory)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    env.pop("PERDURE_DATABASE_URL", None)
+    return env
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of the side-effect log: a step body began (``start``) or returned."""
+
+    event: str
+    run_id: str
+    pos: int
+    attempt: int
+    pid: int
+    at: float
+    step: str
+
+
+def read_log(directory: Path) -> list[Line]:
+    path = directory / crashapp.LOG_NAME
+    if not path.exists():
+        return []
+    lines = []
+    for raw in path.read_text().splitlines():
+        parts = raw.split()
+        if len(parts) < 7:  # a write torn by a kill is not an execution we can use
+            continue
+        event, run_id, pos, attempt, pid, at, step = parts[:7]
+        lines.append(Line(event, run_id, int(pos), int(attempt), int(pid), float(at), step))
+    return lines
+
+
+def starts(lines: list[Line]) -> list[Line]:
+    return [line for line in lines if line.event == "start"]
+
+
+@dataclass
+class Worker:
+    proc: subprocess.Popen[bytes]
+    output: Path
+    killed_at: float | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError(f"no VmRSS for worker {self.pid}")
+
+
+@dataclass
+class Cluster:
+    """Worker subprocesses on one SQLite file, plus a client App with no worker."""
+
+    directory: Path
+    db_path: Path = field(init=False)
+    url: str = field(init=False)
+    app: perdure.App = field(init=False)
+    workers: list[Worker] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.db_path = self.directory / "perdure.db"
+        self.url = f"sqlite:///{self.db_path}"
+        self.app = crashapp.build(self.url)
+
+    # -- processes ------------------------------------------------------------------------
+
+    def spawn(self, *options: str) -> Worker:
+        n = len(self.workers)
+        output = self.directory / f"worker-{n}.out"
+        with output.open("wb") as out:
+            proc = subprocess.Popen(
+                [
+                    *perdure_command(),
+                    "worker",
+                    APP_SPEC,
+                    "--database",
+                    self.url,
+                    "--lease-ttl",
+                    "1",
+                    "--poll-interval",
+                    "0.05",
+                    *options,
+                ],
+                cwd=REPO,
+                env=child_env(self.directory),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        worker = Worker(proc, output)
+        self.workers.append(worker)
+        return worker
+
+    def kill(self, worker: Worker) -> None:
+        """SIGKILL: no cleanup, no last checkpoint, leases left to expire."""
+        worker.proc.send_signal(signal.SIGKILL)
+        worker.proc.wait(timeout=10)
+        worker.killed_at = time.time()
+
+    def terminate(self, worker: Worker, timeout: float = 30) -> int:
+        worker.proc.send_signal(signal.SIGTERM)
+        return worker.proc.wait(timeout=timeout)
+
+    def killed_pids(self) -> set[int]:
+        return {w.pid for w in self.workers if w.killed_at is not None}
+
+    def output_of(self, worker: Worker) -> str:
+        return worker.output.read_text(errors="replace")
+
+    async def close(self) -> None:
+        for worker in self.workers:
+            if worker.proc.poll() is None:
+                worker.proc.send_signal(signal.SIGCONT)
+                worker.proc.send_signal(signal.SIGKILL)
+                worker.proc.wait(timeout=10)
+        await self.app.close()
+
+    def assert_alive(self, worker: Worker) -> None:
+        code = worker.proc.poll()
+        assert code is None, f"worker {worker.pid} exited ({code}):\n{self.output_of(worker)}"
+
+    # -- what is on disk ------------------------------------------------------------------
+
+    def log(self) -> list[Line]:
+        return read_log(self.directory)
+
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Read the database file directly, as an operator with sqlite3 would."""
+        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
+        try:
+            return conn.execute(sql, args).fetchall()
+        finally:
+            conn.close()
+
+    def gate(self, name: str) -> None:
+        (self.directory / name).touch()
+
+    async def step_positions(self, run_id: str) -> list[int]:
+        """Positions of the run's recorded step results, one entry per STEP record."""
+        journal = await self.app.backend.read_journal(run_id)
+        return [e.pos for e in journal if e.kind is EntryKind.STEP]
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool] | bool],
+    timeout: float = 30.0,
+    what: str = "condition",
+    interval: float = 0.02,
+) -> None:
+    """Poll ``check`` until it holds; fail after a generous ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(interval)
