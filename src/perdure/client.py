@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 
-_FIRST_POLL = 0.005
+_FIRST_POLL = 0.005  # a run executed by another process: look soon, then back off
 _MAX_POLL = 0.25
+_LOCAL_POLL = 0.25  # with a local worker the hub wakes us; polls only cover the rest
+_LOCAL_MAX_POLL = 1.0
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,10 @@ class Handle(Generic[R]):
     async def _wait(self, done: Any, timeout: float | None) -> RunRecord:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        delay = _FIRST_POLL
+        # With a worker in this process, the hub wakes us when the run finishes here;
+        # polling then only covers runs that another process executes.
+        local = self._app.hub.has_worker()
+        delay, longest = (_LOCAL_POLL, _LOCAL_MAX_POLL) if local else (_FIRST_POLL, _MAX_POLL)
         while True:
             rec = await self._record()
             if done(rec):
@@ -103,7 +108,7 @@ class Handle(Generic[R]):
                     raise TimeoutError(f"run {self.id!r} is still {rec.status.value}")
                 wait = min(wait, left)
             await self._app.hub.wait(self.id, wait)
-            delay = min(delay * 2, _MAX_POLL)
+            delay = min(delay * 2, longest)
 
     async def send(self, topic: str | None, message: Any = None, *, key: str | None = None) -> bool:
         """Send ``message`` to the run on ``topic``; it is buffered until the run calls

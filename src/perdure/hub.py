@@ -20,7 +20,7 @@ class Hub:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._workers: list[Worker] = []
-        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]] = {}
 
     def add_worker(self, worker: Worker) -> None:
         with self._lock:
@@ -52,7 +52,7 @@ class Hub:
         """``run_id`` changed (finished, set an event): wake whoever waits on it."""
         with self._lock:
             waiters = list(self._waiters.get(run_id, ()))
-        for loop, event in waiters:
+        for loop, waiter in waiters:
             if loop.is_closed():
                 continue
             try:
@@ -60,23 +60,31 @@ class Hub:
             except RuntimeError:
                 running = None
             if running is loop:
-                event.set()
+                _wake(waiter)
             else:
                 with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(event.set)
+                    loop.call_soon_threadsafe(_wake, waiter)
 
     async def wait(self, run_id: str, timeout: float) -> None:
         """Wait until ``changed(run_id)`` or ``timeout`` seconds pass."""
-        entry = (asyncio.get_running_loop(), asyncio.Event())
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        entry = (loop, waiter)
         with self._lock:
             self._waiters.setdefault(run_id, set()).add(entry)
+        timer = loop.call_later(timeout, _wake, waiter)
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(entry[1].wait(), timeout)
+            await waiter
         finally:
+            timer.cancel()
             with self._lock:
                 waiters = self._waiters.get(run_id)
                 if waiters is not None:
                     waiters.discard(entry)
                     if not waiters:
                         del self._waiters[run_id]
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

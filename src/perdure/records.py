@@ -56,6 +56,18 @@ class InboxKind(enum.StrEnum):
     CANCEL = "cancel"  # cancellation requested (payload: reason)
     DEADLINE = "deadline"  # the run's own timeout is due at ``visible_at``
 
+    @property
+    def scheduled(self) -> bool:
+        """Due at ``visible_at`` (timers, retries, deadlines). The others are due at once,
+        whatever their timestamp says: it comes from the sender's clock."""
+        return self in _SCHEDULED
+
+    def due(self, visible_at: float, now: float) -> bool:
+        return visible_at <= now or not self.scheduled
+
+
+_SCHEDULED = {InboxKind.TIMER, InboxKind.RETRY, InboxKind.DEADLINE}
+
 
 @dataclass(frozen=True)
 class JournalEntry:

@@ -84,6 +84,11 @@ async def commit(backend: Backend, cp: Checkpoint) -> CheckpointResult:
     return result
 
 
+def timer_item(run_id: str, payload: bytes, at: float, pos: int = 1) -> NewInboxItem:
+    """A scheduled item: due only at its time."""
+    return NewInboxItem(run_id, InboxKind.TIMER, at, pos=pos, payload=payload, key=f"timer:0:{pos}")
+
+
 def signal(
     run_id: str, payload: bytes = b"msg", *, key: str | None = None, at: float = NOW
 ) -> NewInboxItem:
@@ -246,9 +251,12 @@ async def test_claim_returns_the_due_inbox_items_in_order(backend: Backend) -> N
     await backend.create_run(new_run("r", timeout=60.0))
     await backend.deliver(signal("r", b"one"), NOW)
     await backend.deliver(signal("r", b"two"), NOW)
-    await backend.deliver(signal("r", b"later", at=NOW + 50), NOW)
+    await backend.deliver(timer_item("r", b"later", NOW + 50), NOW)
+    # A message stamped ahead of the claimer's clock (another process's clock) is due.
+    await backend.deliver(signal("r", b"ahead", at=NOW + 50), NOW)
     c = (await claim(backend))["r"]
-    assert [i.payload for i in c.inbox] == [b"one", b"two"]  # not the deadline, not "later"
+    # Not the deadline, not the timer "later": scheduled items wait for their time.
+    assert [i.payload for i in c.inbox] == [b"one", b"two", b"ahead"]
     assert all(i.run_id == "r" and i.kind is InboxKind.SIGNAL for i in c.inbox)
     assert c.inbox[0].id < c.inbox[1].id
     assert c.inbox == await backend.read_inbox("r", NOW)
@@ -1018,7 +1026,7 @@ async def test_release_gives_the_run_back_to_be_claimed_at_once(backend: Backend
 async def test_read_inbox_returns_visible_unconsumed_items_in_id_order(backend: Backend) -> None:
     await backend.create_run(new_run("r"))
     await backend.deliver(signal("r", b"a"), NOW)
-    await backend.deliver(signal("r", b"b", at=NOW + 50), NOW)
+    await backend.deliver(timer_item("r", b"b", NOW + 50), NOW)
     await backend.deliver(signal("r", b"c"), NOW)
     assert [i.payload for i in await backend.read_inbox("r", NOW)] == [b"a", b"c"]
     items = await backend.read_inbox("r", NOW + 50)
@@ -1028,12 +1036,12 @@ async def test_read_inbox_returns_visible_unconsumed_items_in_id_order(backend: 
     assert (await commit(backend, checkpoint(c, consumed=[items[0].id]))).applied
     assert [i.payload for i in await backend.read_inbox("r", NOW + 50)] == [b"b", b"c"]
     item = items[1]
-    assert (item.run_id, item.kind, item.topic, item.visible_at, item.key) == (
+    assert (item.run_id, item.kind, item.pos, item.visible_at, item.key) == (
         "r",
-        InboxKind.SIGNAL,
-        "topic",
+        InboxKind.TIMER,
+        1,
         NOW + 50,
-        None,
+        "timer:0:1",
     )
 
 
@@ -1142,3 +1150,16 @@ async def test_list_runs_cursor_visits_every_run_once_despite_inserts(backend: B
     assert len(seen) == len(set(seen)), "a run was listed twice"
     assert set(seen) == originals | older
     assert pages >= 1000 // 37
+
+
+async def test_a_message_stamped_after_the_claimers_clock_is_in_the_claim(
+    backend: Backend,
+) -> None:
+    """A message that lands between a worker reading its clock and claiming counts in
+    the mailbox; it must also be in the claimed inbox, or the release would see an
+    unchanged mailbox and park the run with the message unread."""
+    await backend.create_run(new_run("r"))
+    await backend.deliver(signal("r", b"hi", at=NOW + 0.5), NOW + 0.5)
+    c = (await claim(backend, "w1", NOW))["r"]
+    assert [i.payload for i in c.inbox] == [b"hi"]
+    assert c.run.mailbox == 1

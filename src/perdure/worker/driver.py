@@ -137,7 +137,7 @@ class RunDriver:
             events.extend(
                 (item.visible_at, 1, item.id)
                 for item in self.inbox.values()
-                if item.visible_at <= now and item.kind is not InboxKind.RETRY
+                if item.kind.due(item.visible_at, now) and item.kind is not InboxKind.RETRY
             )
             events.sort()
             for _, source, key in events:

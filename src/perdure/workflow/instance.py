@@ -200,11 +200,11 @@ class WorkflowInstance:
         """Drop the coroutine and any tasks it left behind (finished, evicted, lease
         lost): cancel them quietly so nothing is reported as destroyed while pending."""
         if not self.loop.is_closed():
-            for task in asyncio.all_tasks(self.loop):
+            for task in list(self.loop.tasks):
                 task.cancel()
             with contextlib.suppress(Exception):  # best-effort teardown
                 self.loop.run_until_idle()
-            for task in asyncio.all_tasks(self.loop):
+            for task in list(self.loop.tasks):
                 if task.done() and not task.cancelled():
                     task.exception()
         self.loop.close()

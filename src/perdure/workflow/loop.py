@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import weakref
 from asyncio import events
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -32,6 +33,8 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._ready: deque[asyncio.Handle] = deque()
         self._time = round(start_time, 6)
         self._closed = False
+        # This loop's own tasks (asyncio.all_tasks would scan every task in the process).
+        self.tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
     # -- driving ------------------------------------------------------------------------
 
@@ -123,7 +126,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         name: str | None = None,
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[Any]:
-        return asyncio.Task(coro, loop=self, name=name, context=context)
+        task = asyncio.Task(coro, loop=self, name=name, context=context)
+        self.tasks.add(task)
+        return task
 
     def get_debug(self) -> bool:
         return False

@@ -184,7 +184,9 @@ class MemoryBackend(Backend):
             return self._due(run, now) if run else []
 
     def _due(self, run: _Run, now: float) -> list[InboxItem]:
-        return [b.item for b in run.inbox if not b.consumed and b.item.visible_at <= now]
+        return [
+            b.item for b in run.inbox if not b.consumed and b.item.kind.due(b.item.visible_at, now)
+        ]
 
     def _add_inbox(self, new: NewInboxItem) -> bool:
         run = self._runs[new.run_id]

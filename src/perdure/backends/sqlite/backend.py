@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -50,6 +50,7 @@ _RUN_COLUMNS = (
     "lease_token, lease_until, mailbox, recoveries"
 )
 _ACTIVE = ("pending", "running")
+_SCHEDULED = ", ".join(f"'{k.value}'" for k in InboxKind if k.scheduled)
 
 
 def _time(value: Any) -> float | None:
@@ -106,8 +107,12 @@ class SQLiteBackend(Backend):
             )
         self.synchronous = synchronous.lower()
         self.busy_timeout = busy_timeout
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: ThreadPoolExecutor | None = None  # the writer's thread
         self._conn: sqlite3.Connection | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._rconn: sqlite3.Connection | None = None
+        self._queue: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]] = []
+        self._flush_scheduled = False
         self._lock = threading.Lock()
 
     @classmethod
@@ -132,18 +137,31 @@ class SQLiteBackend(Backend):
             if self._executor is not None:
                 return
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perdure-sqlite")
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perdure-sqlite-r")
         await self._call(self._connect)
+        await asyncio.wrap_future(self._reader.submit(self._connect_reader))
 
-    def _connect(self) -> None:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+    def _open_connection(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
         )
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        return conn
+
+    def _connect(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = self._open_connection()
         self._use_wal(conn)
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         self._conn = conn
         self._migrate(conn)
+
+    def _connect_reader(self) -> None:
+        # Reads get a connection (and thread) of their own: in WAL mode they see every
+        # committed write without queueing behind the writer's fsyncs.
+        conn = self._open_connection()
+        conn.execute("PRAGMA query_only = ON")
+        self._rconn = conn
 
     def _use_wal(self, conn: sqlite3.Connection) -> None:
         # Switching a new file to WAL needs it to itself, and the busy handler does not
@@ -191,13 +209,18 @@ class SQLiteBackend(Backend):
     async def close(self) -> None:
         with self._lock:
             executor, self._executor = self._executor, None
+            reader, self._reader = self._reader, None
         if executor is None:
             return
-        conn = self._conn
-        self._conn = None
+        conn, self._conn = self._conn, None
+        rconn, self._rconn = self._rconn, None
         if conn is not None:
             await asyncio.wrap_future(executor.submit(conn.close))
+        if reader is not None and rconn is not None:
+            await asyncio.wrap_future(reader.submit(rconn.close))
         executor.shutdown(wait=True)
+        if reader is not None:
+            reader.shutdown(wait=True)
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         executor = self._executor
@@ -207,27 +230,76 @@ class SQLiteBackend(Backend):
             assert executor is not None
         return await asyncio.wrap_future(executor.submit(fn, *args))
 
-    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self._conn
-        assert conn is not None, "backend is not open"
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+    async def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` as one domain transaction. Transactions that queue up while the
+        writer is busy are committed together (each in a savepoint of its own, so one
+        failing changes nothing of the others): one fsync for the lot."""
+        if self._executor is None:
+            await self.open()
+        executor = self._executor
+        assert executor is not None
+        done: Future[Any] = Future()
+        with self._lock:
+            self._queue.append((fn, done))
+            schedule = not self._flush_scheduled
+            self._flush_scheduled = True
+        if schedule:
+            executor.submit(self._flush)
+        return await asyncio.wrap_future(done)
 
-    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _flush(self) -> None:
+        with self._lock:
+            batch, self._queue = self._queue, []
+            self._flush_scheduled = False
+        if not batch:
+            return
         conn = self._conn
-        assert conn is not None, "backend is not open"
-        return fn(conn)
+        outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
+        try:
+            assert conn is not None, "backend is not open"
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for fn, done in batch:
+                    conn.execute("SAVEPOINT job")
+                    try:
+                        outcomes.append((done, fn(conn), None))
+                    except Exception as exc:
+                        conn.execute("ROLLBACK TO job")
+                        outcomes.append((done, None, exc))
+                    conn.execute("RELEASE job")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except BaseException as exc:
+            for _, done in batch:
+                done.set_exception(exc)
+            return
+        # Answer only once the commit is durable.
+        for done, result, error in outcomes:
+            if error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(result)
+
+    async def _reading(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the read connection."""
+        if self._reader is None:
+            await self.open()
+        reader = self._reader
+        assert reader is not None
+
+        def read() -> T:
+            conn = self._rconn
+            assert conn is not None, "backend is not open"
+            return fn(conn)
+
+        return await asyncio.wrap_future(reader.submit(read))
 
     # -- runs -----------------------------------------------------------------------------
 
     async def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
-        return await self._call(self._write, lambda c: self._create(c, run))
+        return await self._transaction(lambda c: self._create(c, run))
 
     def _create(self, c: sqlite3.Connection, run: NewRun) -> tuple[RunRecord, bool]:
         start = run.start_at if run.start_at is not None else run.created_at
@@ -260,7 +332,7 @@ class SQLiteBackend(Backend):
         return _run(row) if row else None
 
     async def get_run(self, run_id: str) -> RunRecord | None:
-        return await self._call(self._read, lambda c: self._get(c, run_id))
+        return await self._reading(lambda c: self._get(c, run_id))
 
     async def list_runs(self, filter: RunFilter, limit: int, cursor: str | None) -> RunPage:
         where: list[str] = ["1 = 1"]
@@ -294,7 +366,7 @@ class SQLiteBackend(Backend):
             more = len(rows) > limit
             return RunPage(page, encode_cursor(page[-1].created_at, page[-1].id) if more else None)
 
-        return await self._call(self._read, read)
+        return await self._reading(read)
 
     # -- leases ---------------------------------------------------------------------------
 
@@ -311,14 +383,13 @@ class SQLiteBackend(Backend):
         )
         params = (now, now, *workflows, limit)
 
-        def claim() -> list[Claim]:
-            # Look before taking the write lock: most polls find nothing.
-            assert self._conn is not None, "backend is not open"
-            if not self._conn.execute(find, params).fetchone():
-                return []
-            return self._write(lambda w: self._claim(w, find, params, owner, now, lease_until))
-
-        return await self._call(claim)
+        # Look (on the read connection) before taking the write lock: most polls find
+        # nothing.
+        if not await self._reading(lambda c: c.execute(find, params).fetchone()):
+            return []
+        return await self._transaction(
+            lambda w: self._claim(w, find, params, owner, now, lease_until)
+        )
 
     def _claim(
         self,
@@ -345,7 +416,7 @@ class SQLiteBackend(Backend):
     def _due(self, c: sqlite3.Connection, run_id: str, now: float) -> list[InboxItem]:
         rows = c.execute(
             f"SELECT {_ITEM_COLUMNS} FROM perdure_inbox WHERE run_id = ? AND consumed = 0 "
-            "AND visible_at <= ? ORDER BY id",
+            f"AND (visible_at <= ? OR kind NOT IN ({_SCHEDULED})) ORDER BY id",
             (run_id, now),
         ).fetchall()
         return [_item(r) for r in rows]
@@ -365,7 +436,7 @@ class SQLiteBackend(Backend):
                     held[run_id] = row[0]
             return held
 
-        return await self._call(self._write, extend)
+        return await self._transaction(extend)
 
     async def release(self, run_id: str, owner: str, token: int, now: float) -> bool:
         def release(c: sqlite3.Connection) -> bool:
@@ -377,7 +448,7 @@ class SQLiteBackend(Backend):
             )
             return cur.rowcount == 1
 
-        return await self._call(self._write, release)
+        return await self._transaction(release)
 
     # -- journal and inbox ---------------------------------------------------------------
 
@@ -393,10 +464,10 @@ class SQLiteBackend(Backend):
                 for r in rows
             ]
 
-        return await self._call(self._read, read)
+        return await self._reading(read)
 
     async def read_inbox(self, run_id: str, now: float) -> list[InboxItem]:
-        return await self._call(self._read, lambda c: self._due(c, run_id, now))
+        return await self._reading(lambda c: self._due(c, run_id, now))
 
     def _add_inbox(self, c: sqlite3.Connection, item: NewInboxItem) -> bool:
         cur = c.execute(
@@ -415,7 +486,7 @@ class SQLiteBackend(Backend):
         return cur.rowcount == 1
 
     async def deliver(self, item: NewInboxItem, now: float) -> bool:
-        return await self._call(self._write, lambda c: self._deliver(c, item, now))
+        return await self._transaction(lambda c: self._deliver(c, item, now))
 
     def _deliver(self, c: sqlite3.Connection, item: NewInboxItem, now: float) -> bool:
         row = c.execute(
@@ -450,7 +521,7 @@ class SQLiteBackend(Backend):
             ).fetchone()
             return row[0] if row else None
 
-        return await self._call(self._read, read)
+        return await self._reading(read)
 
     async def next_wake_at(self) -> float | None:
         def read(c: sqlite3.Connection) -> float | None:
@@ -460,7 +531,7 @@ class SQLiteBackend(Backend):
             ).fetchone()
             return row[0] if row else None
 
-        return await self._call(self._read, read)
+        return await self._reading(read)
 
     # -- checkpoints ----------------------------------------------------------------------
 
@@ -477,19 +548,22 @@ class SQLiteBackend(Backend):
                 c.execute("RELEASE cp")
             return results
 
-        return await self._call(self._write, write)
+        return await self._transaction(write)
 
     def _checkpoint(self, c: sqlite3.Connection, cp: Checkpoint) -> CheckpointResult:
+        base = cp.entries[0].seq if cp.entries else None
+        if base is not None and any(e.seq != base + i for i, e in enumerate(cp.entries)):
+            return CheckpointResult(False, self._mailbox(c, cp.run_id))
+        # The fence, the journal length check and the lease extension in one statement.
         row = c.execute(
-            "SELECT owner, lease_token, journal_len, mailbox, generation "
-            "FROM perdure_runs WHERE id = ?",
-            (cp.run_id,),
+            "UPDATE perdure_runs SET journal_len = journal_len + ?, updated_at = ?, "
+            "lease_until = ? WHERE id = ? AND owner = ? AND lease_token = ? "
+            "AND (? IS NULL OR journal_len = ?) RETURNING mailbox, generation",
+            (len(cp.entries), cp.now, cp.lease_until, cp.run_id, cp.owner, cp.token, base, base),
         ).fetchone()
-        if row is None or row[0] != cp.owner or row[1] != cp.token:
-            return CheckpointResult(False, row[3] if row else 0)
-        journal_len, mailbox, generation = row[2], row[3], row[4]
-        if any(e.seq != journal_len + i for i, e in enumerate(cp.entries)):
-            return CheckpointResult(False, mailbox)
+        if row is None:
+            return CheckpointResult(False, self._mailbox(c, cp.run_id))
+        mailbox, generation = row
         if cp.entries:
             c.executemany(
                 "INSERT INTO perdure_journal (run_id, seq, pos, kind, name, payload, at, attempt, "
@@ -541,10 +615,6 @@ class SQLiteBackend(Backend):
                 "INSERT OR REPLACE INTO perdure_events (run_id, key, value) VALUES (?, ?, ?)",
                 [(cp.run_id, k, v) for k, v in cp.events.items()],
             )
-        c.execute(
-            "UPDATE perdure_runs SET journal_len = ?, updated_at = ? WHERE id = ?",
-            (journal_len + len(cp.entries), cp.now, cp.run_id),
-        )
         if cp.outcome in (Outcome.COMPLETED, Outcome.FAILED, Outcome.CANCELLED):
             self._finish(c, cp.run_id, RunStatus(cp.outcome.value), cp.result, cp.error, cp.now)
         elif cp.outcome is Outcome.HELD:
@@ -576,22 +646,18 @@ class SQLiteBackend(Backend):
                     (cp.run_id,),
                 ).fetchall()
             ]
-            current = c.execute(
-                "SELECT mailbox FROM perdure_runs WHERE id = ?", (cp.run_id,)
-            ).fetchone()[0]
             c.execute(
                 "UPDATE perdure_runs SET owner = NULL, lease_until = NULL, wake_at = ? "
                 "WHERE id = ?",
-                (wake_after(pending, current, cp.mailbox_seen, cp.now, cp.runnable), cp.run_id),
+                (wake_after(pending, mailbox, cp.mailbox_seen, cp.now, cp.runnable), cp.run_id),
             )
-        else:
-            c.execute(
-                "UPDATE perdure_runs SET lease_until = ? WHERE id = ?", (cp.lease_until, cp.run_id)
-            )
-        final = c.execute("SELECT mailbox FROM perdure_runs WHERE id = ?", (cp.run_id,)).fetchone()[
-            0
-        ]
-        return CheckpointResult(True, final)
+        # Nothing in a checkpoint delivers to its own run, so the mailbox read by the
+        # fence is still current.
+        return CheckpointResult(True, mailbox)
+
+    def _mailbox(self, c: sqlite3.Connection, run_id: str) -> int:
+        row = c.execute("SELECT mailbox FROM perdure_runs WHERE id = ?", (run_id,)).fetchone()
+        return int(row[0]) if row else 0
 
     def _finish(
         self,
