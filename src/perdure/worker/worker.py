@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import os
 import socket
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from ..app import App
 
 log = logging.getLogger("perdure.worker")
+
+_MAX_WAKES = 4096
 
 
 @dataclass
@@ -78,7 +81,7 @@ class Worker:
         self.drivers: dict[str, RunDriver] = {}
         self._driver_tasks: dict[str, asyncio.Task[None]] = {}
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
-        self._wakes: list[float] = []
+        self._wakes: list[float] = []   # a heap of times runs released here want a worker
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -218,10 +221,11 @@ class Worker:
                 await asyncio.sleep(0)
                 continue
             # Wake-ups due by the time we looked were served by that claim.
-            self._wakes = [w for w in self._wakes if w > looked_at]
+            while self._wakes and self._wakes[0] <= looked_at:
+                heapq.heappop(self._wakes)
             timeout = self.poll_interval
             if self._wakes:
-                timeout = max(0.0, min(timeout, min(self._wakes) - self.clock.now()))
+                timeout = max(0.0, min(timeout, self._wakes[0] - self.clock.now()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
@@ -307,7 +311,10 @@ class Worker:
     def on_released(self, driver: RunDriver, due: float | None) -> None:
         now = self.clock.now()
         if due is not None:
-            self._wakes.append(due)
+            heapq.heappush(self._wakes, due)
+            if len(self._wakes) > _MAX_WAKES:
+                # Only the soonest matter for precision; later ones are met by polling.
+                self._wakes = heapq.nsmallest(_MAX_WAKES // 4, self._wakes)
             self.poke()
         keep = self.sticky and not self.stopping and (due is None or due - now <= self.cache_idle)
         driver.parked = keep
