@@ -46,7 +46,8 @@ class Retry:
     def delay(self, failed_attempt: int) -> float:
         """Seconds to wait after attempt ``failed_attempt`` (1-based) failed."""
         base = seconds(self.initial_interval) or 0.0
-        cap = seconds(self.max_interval) or 0.0
+        # The cap never undercuts the first interval: initial_interval=3600 waits an hour.
+        cap = max(seconds(self.max_interval) or 0.0, base)
         return float(min(base * self.backoff ** (failed_attempt - 1), cap))
 
     def should_retry(self, exc: BaseException, failed_attempt: int) -> bool:

@@ -278,6 +278,8 @@ def test_every_example_is_run_by_this_file() -> None:
         "worker_process.py",
         "determinism.py",
         "logging_example.py",
+        "reminders.py",  # with test_reminders.py, run by tests/e2e/test_testing_kit.py
+        "test_reminders.py",
     }
     assert {p.name for p in EXAMPLES.glob("*.py")} == covered
 

@@ -21,6 +21,7 @@ class Committer:
         self._queue: list[tuple[Checkpoint, asyncio.Future[CheckpointResult]]] = []
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._writing = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="perdure-committer")
@@ -36,6 +37,9 @@ class Committer:
                 fut.set_exception(RuntimeError("worker stopped before the checkpoint was written"))
         self._queue.clear()
 
+    def idle(self) -> bool:
+        return not self._queue and not self._writing
+
     async def commit(self, checkpoint: Checkpoint) -> CheckpointResult:
         fut: asyncio.Future[CheckpointResult] = asyncio.get_running_loop().create_future()
         self._queue.append((checkpoint, fut))
@@ -49,6 +53,7 @@ class Committer:
             while self._queue:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
+                self._writing = True
                 try:
                     results = await self._backend.checkpoint([cp for cp, _ in batch])
                 except Exception as exc:
@@ -56,6 +61,8 @@ class Committer:
                         if not fut.done():
                             fut.set_exception(exc)
                     continue
+                finally:
+                    self._writing = False
                 for (_, fut), result in zip(batch, results, strict=True):
                     if not fut.done():
                         fut.set_result(result)

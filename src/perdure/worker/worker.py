@@ -81,7 +81,7 @@ class Worker:
         self.drivers: dict[str, RunDriver] = {}
         self._driver_tasks: dict[str, asyncio.Task[None]] = {}
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
-        self._wakes: list[float] = []   # a heap of times runs released here want a worker
+        self._wakes: list[float] = []  # a heap of times runs released here want a worker
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -172,6 +172,17 @@ class Worker:
             self._wake.set()
         else:
             loop.call_soon_threadsafe(self._wake.set)
+
+    def time_moved(self) -> None:
+        """The clock jumped (a virtual clock in tests): every wait may be over. Call on
+        the worker's loop."""
+        self._wake.set()
+        for driver in self.drivers.values():
+            driver.poke()
+
+    def is_idle(self) -> bool:
+        """Nothing held, nothing being set up, nothing waiting to be written."""
+        return not self._driver_tasks and not self.drivers and self.committer.idle()
 
     def poke_run(self, run_id: str) -> None:
         """Something was delivered to ``run_id`` (thread-safe)."""

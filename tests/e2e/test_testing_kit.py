@@ -1,0 +1,133 @@
+"""The testing kit: virtual time, step mocks, stuck runs, the copyable example."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import perdure
+from perdure.testing import Stuck, TestApp
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+
+
+def build() -> tuple[perdure.App, perdure.WorkflowFunction[[int], list[float]]]:
+    app = perdure.App("memory://")
+
+    @app.workflow()
+    async def naps(days: int) -> list[float]:
+        start = perdure.now()
+        seen = []
+        for _ in range(days):
+            await perdure.sleep(timedelta(days=1))
+            seen.append((perdure.now() - start).total_seconds() / 86400)
+        return seen
+
+    return app, naps
+
+
+async def test_a_week_of_sleeping_passes_at_once() -> None:
+    app, naps = build()
+    async with TestApp(app) as env:
+        before = env.now()
+        handle = await env.start(naps, 7)
+        assert await env.result(handle) == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+        assert env.now() - before == timedelta(days=7)
+
+
+async def test_advance_fires_only_what_is_due() -> None:
+    app, naps = build()
+    async with TestApp(app) as env:
+        handle = await env.start(naps, 3)
+        await env.advance(timedelta(days=1, hours=12))
+        timers = [e for e in await env.journal(handle) if e.kind.value == "timer"]
+        assert len(timers) == 1
+        assert await handle.status() is perdure.RunStatus.RUNNING
+        await env.advance(timedelta(days=2))
+        assert await handle.result() == [1.0, 2.0, 3.0]
+
+
+async def test_a_run_waiting_for_a_message_nobody_sends_is_reported_stuck() -> None:
+    app = perdure.App("memory://")
+
+    @app.workflow()
+    async def waits() -> object:
+        return await perdure.receive("go")
+
+    async with TestApp(app) as env:
+        handle = await env.start(waits)
+        with pytest.raises(Stuck, match="message"):
+            await env.result(handle)
+        await env.send(handle, "go", 5)
+        assert await env.result(handle) == 5
+
+
+async def test_timeouts_and_workflow_deadlines_fire_in_virtual_time() -> None:
+    app = perdure.App("memory://")
+
+    @app.workflow(timeout=timedelta(hours=1))
+    async def slow() -> None:
+        await perdure.sleep(timedelta(days=1))
+
+    async with TestApp(app) as env:
+        handle = await env.start(slow)
+        await env.wait_for_status(handle, "cancelled")
+        with pytest.raises(perdure.RunCancelled, match="timed out"):
+            await handle.result()
+
+
+async def test_mocks_are_undone_when_the_environment_closes() -> None:
+    app = perdure.App("memory://")
+
+    @app.step()
+    def real() -> str:
+        return "real"
+
+    @app.workflow()
+    async def wf() -> str:
+        return await real()
+
+    async with TestApp(app) as env:
+        env.mock(real, lambda: "fake")
+        assert await env.result(await env.start(wf)) == "fake"
+    async with TestApp(app) as env:
+        assert await env.result(await env.start(wf)) == "real"
+    with pytest.raises(TypeError, match=r"app\.step"):
+        TestApp(app).mock(wf, lambda: None)  # type: ignore[arg-type]
+
+
+async def test_the_app_under_test_is_left_alone(tmp_path: Path) -> None:
+    app = perdure.App(f"sqlite:///{tmp_path / 'real.db'}")
+
+    @app.workflow()
+    async def wf() -> int:
+        return 1
+
+    async with TestApp(app) as env:
+        assert await env.result(await env.start(wf)) == 1
+    assert not (tmp_path / "real.db").exists()
+
+
+def test_the_documented_example_test_file_passes(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(EXAMPLES / "test_reminders.py"),
+        ],
+        cwd=tmp_path,
+        env={**__import__("os").environ, "PYTHONPATH": str(EXAMPLES)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 passed" in done.stdout
