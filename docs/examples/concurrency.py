@@ -30,9 +30,9 @@ async def best_price() -> dict[str, object]:
         tasks.append(group.create_task(with_shipping("umbrella")))
     quotes += [task.result() for task in tasks]
 
-    # wait: take whichever finishes first (asyncio.wait takes tasks).
-    fast = asyncio.create_task(quote("fast", 0.01))
-    slow = asyncio.create_task(quote("slow", 0.5))
+    # wait: take whichever finishes first (step calls, or tasks).
+    fast = quote("fast", 0.01)
+    slow = quote("slow", 0.5)
     done, _ = await asyncio.wait([fast, slow], return_when=asyncio.FIRST_COMPLETED)
     first = done.pop().result()[0]
     slow.cancel()  # stop waiting for the other (a step already running still finishes)

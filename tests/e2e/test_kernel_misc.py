@@ -253,3 +253,27 @@ async def test_the_deadline_survives_continue_as_new(app: perdure.App) -> None:
         handle = await app.start(forever, 0, timeout=0.5)
         with pytest.raises(perdure.RunCancelled, match="timed out"):
             await handle.result(timeout=20)
+
+
+async def test_step_calls_fit_every_asyncio_combinator(app: perdure.App) -> None:
+    @app.step()
+    async def pause(x: int) -> int:
+        await asyncio.sleep(0.01 * x)
+        return x
+
+    @app.workflow()
+    async def combos() -> list[object]:
+        done, pending = await asyncio.wait(
+            [pause(3), pause(1)], return_when=asyncio.FIRST_COMPLETED
+        )
+        first = [t.result() for t in done]
+        task = asyncio.create_task(pause(2))
+        async with asyncio.TaskGroup() as group:
+            a = group.create_task(pause(1))
+        both = await asyncio.gather(pause(1), pause(2))
+        quick = await asyncio.wait_for(pause(1), 5)
+        await asyncio.gather(*pending)
+        return [first, await task, a.result(), both, quick]
+
+    async with app:
+        assert await (await app.start(combos)).result(timeout=10) == [[1], 2, 1, [1, 2], 1]

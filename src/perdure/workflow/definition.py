@@ -47,16 +47,13 @@ class StepFunction(Generic[P, R]):
         instance = current_instance()
         if instance is None:
             return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
-        # The position is taken now, at the call, so it follows the code's order; the
-        # coroutine lets the call go anywhere one fits (create_task, TaskGroup, gather).
-        return _await(instance.schedule_step(self, args, kwargs))  # type: ignore[return-value]
+        # The position is taken now, at the call, so it follows the code's order. The
+        # future goes wherever asyncio takes one (gather, wait, wait_for); the workflow
+        # loop's create_task wraps it, for asyncio.create_task and TaskGroup.
+        return instance.schedule_step(self, args, kwargs)  # type: ignore[return-value]
 
     def __repr__(self) -> str:
         return f"<perdure step {self.name!r}>"
-
-
-async def _await(future: asyncio.Future[Any]) -> Any:
-    return await future
 
 
 class StepDecorator(Protocol):

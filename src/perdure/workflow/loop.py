@@ -126,6 +126,8 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         name: str | None = None,
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[Any]:
+        if isinstance(coro, asyncio.Future):   # a step call: give it a task of its own
+            coro = _await(coro)
         task = asyncio.Task(coro, loop=self, name=name, context=context)
         self.tasks.add(task)
         return task
@@ -205,3 +207,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def stop(self) -> None:
         return None
+
+
+async def _await(future: asyncio.Future[Any]) -> Any:
+    return await future
