@@ -7,8 +7,11 @@ fails the run when CI=true, so a green CI means every backend was exercised.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -17,15 +20,61 @@ import perdure
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 # Backends the kernel suite runs on. Server backends join this list as they land.
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "postgres"]
+
+# The test database; each test gets a schema of its own in it.
+POSTGRES_URL = os.environ.get(
+    "PERDURE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 def backend_url(name: str, tmp_path: Path) -> str:
+    """A fresh, empty store for one test. A PostgreSQL schema it names is dropped by
+    ``drop_store`` (the ``url`` fixture does that at teardown)."""
     if name == "memory":
         return "memory://"
     if name == "sqlite":
         return f"sqlite:///{tmp_path / 'perdure.db'}"
+    if name == "postgres":
+        postgres_admin()
+        separator = "&" if "?" in POSTGRES_URL else "?"
+        return f"{POSTGRES_URL}{separator}schema=t_{uuid.uuid4().hex}"
     raise ValueError(name)
+
+
+_admin: dict[str, Any] = {}
+
+
+def postgres_admin() -> Any:
+    """A connection to the test database (one per session), or ``unavailable``."""
+    conn = _admin.get("conn")
+    if conn is not None and not conn.closed:
+        return conn
+    if "error" in _admin:
+        unavailable(_admin["error"])
+    try:
+        import psycopg
+    except ImportError:
+        _admin["error"] = "PostgreSQL tests need psycopg: pip install -e '.[dev]'"
+        unavailable(_admin["error"])
+    try:
+        conn = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        _admin["error"] = f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}"
+        unavailable(_admin["error"])
+    _admin["conn"] = conn
+    return conn
+
+
+def drop_store(url: str) -> None:
+    """Drop the schema ``backend_url`` made for a PostgreSQL test (if it was created)."""
+    schema = dict(parse_qsl(urlsplit(url).query)).get("schema", "")
+    if not url.startswith("postgresql://") or not schema.startswith("t_"):
+        return
+    conn = postgres_admin()
+    # A connection left open in a transaction by a failed test must not hang the run.
+    conn.execute("SET lock_timeout = '10s'")
+    conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def unavailable(reason: str) -> None:
@@ -41,8 +90,10 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def url(backend_name: str, tmp_path: Path) -> str:
-    return backend_url(backend_name, tmp_path)
+def url(backend_name: str, tmp_path: Path) -> Iterator[str]:
+    store = backend_url(backend_name, tmp_path)
+    yield store
+    drop_store(store)
 
 
 @pytest.fixture(params=[True, False], ids=["cache", "nocache"])

@@ -63,7 +63,7 @@ class App:
         self._portal: Portal | None = None
 
     def __repr__(self) -> str:
-        return f"<perdure.App {self.url!r}>"
+        return f"<perdure.App {self.backend.url!r}>"  # the backend masks passwords
 
     def use_database(self, url: str) -> None:
         """Point the app at another database (e.g. ``perdure worker --database``). Only

@@ -43,7 +43,7 @@ def _worker(args: argparse.Namespace) -> int:
         options["sticky_cache"] = False
     if args.worker_id:
         options["worker_id"] = args.worker_id
-    print(f"perdure worker: {len(app.workflows)} workflow(s) on {app.url}", flush=True)
+    print(f"perdure worker: {len(app.workflows)} workflow(s) on {app.backend.url}", flush=True)
     app.run_worker(**options)
     return 0
 

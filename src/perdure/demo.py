@@ -57,7 +57,7 @@ async def checkout(order_id: str, cents: int) -> dict[str, object]:
 
 async def _run() -> int:
     order_id = f"order-{uuid.uuid4().hex[:8]}"
-    print(f"perdure demo: running workflow 'checkout' for {order_id} on {app.url}")
+    print(f"perdure demo: running workflow 'checkout' for {order_id} on {app.backend.url}")
     async with app:
         handle = await app.start(checkout, order_id, 1999, id=order_id)
         result = await handle.result(timeout=30)

@@ -1,4 +1,4 @@
-"""Backends, opened by URL: ``sqlite:///path.db``, ``memory://``."""
+"""Backends, opened by URL: ``sqlite:///path.db``, ``postgresql://host/db``, ``memory://``."""
 
 from __future__ import annotations
 
@@ -26,13 +26,25 @@ def open_backend(url: str | None = None) -> Backend:
         from .sqlite import SQLiteBackend
 
         return SQLiteBackend.from_url(url)
-    if scheme in ("postgresql", "postgres", "mysql", "mariadb", "redis"):
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from .postgres import PostgresBackend
+        except ImportError as exc:
+            if (exc.name or "").split(".")[0] not in ("psycopg", "psycopg_pool"):
+                raise
+            raise ConfigurationError(
+                f"the {scheme}:// backend needs psycopg 3: pip install 'perdure[postgres]'"
+            ) from exc
+
+        return PostgresBackend.from_url(url)
+    if scheme in ("mysql", "mariadb", "redis"):
         raise ConfigurationError(
             f"the {scheme}:// backend is not available in this version of perdure; "
-            "use sqlite:///path.db or memory://"
+            "use sqlite:///path.db, postgresql://host/db or memory://"
         )
     raise ConfigurationError(
-        f"unknown database URL scheme {scheme!r} in {url!r}; use sqlite:///path.db or memory://"
+        f"unknown database URL scheme {scheme!r} in {url!r}; "
+        "use sqlite:///path.db, postgresql://host/db or memory://"
     )
 
 

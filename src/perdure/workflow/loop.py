@@ -126,7 +126,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         name: str | None = None,
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[Any]:
-        if isinstance(coro, asyncio.Future):   # a step call: give it a task of its own
+        if isinstance(coro, asyncio.Future):  # a step call: give it a task of its own
             coro = _await(coro)
         task = asyncio.Task(coro, loop=self, name=name, context=context)
         self.tasks.add(task)

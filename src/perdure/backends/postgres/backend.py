@@ -1,0 +1,1010 @@
+"""PostgreSQL implementation of the backend contract (see ``backends/base.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import logging
+import random
+import re
+import threading
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+
+from ...errors import ConfigurationError, RunNotFound
+from ...records import (
+    Checkpoint,
+    CheckpointResult,
+    Claim,
+    EntryKind,
+    InboxItem,
+    InboxKind,
+    JournalEntry,
+    NewInboxItem,
+    NewRun,
+    Outcome,
+    RunFilter,
+    RunPage,
+    RunRecord,
+    RunStatus,
+)
+from ..base import Backend, Feature
+from ..rules import (
+    CARRIED_OVER,
+    cancel_error,
+    cancels_at_once,
+    child_outcome_item,
+    deadline_item,
+    decode_cursor,
+    encode_cursor,
+    wake_after,
+)
+
+T = TypeVar("T")
+Conn = psycopg.AsyncConnection[TupleRow]
+Row = tuple[Any, ...]
+
+log = logging.getLogger("perdure.backends.postgres")
+
+DEFAULT_SCHEMA = "perdure"
+DEFAULT_POOL_SIZE = 10
+_OUR_PARAMETERS = ("schema", "pool_size")
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+_MAX_BATCH = 256  # jobs per write transaction
+# Every transaction that writes several runs locks them in id order, so deadlocks are
+# left to corners (a grandparent notified, two starts racing for one id); PostgreSQL
+# then rolls one transaction back, and it is run again, up to this many times.
+_ATTEMPTS = 8
+_RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+
+_RUN_COLUMNS = (
+    "id, workflow, status, input, result, error, parent_id, parent_pos, generation, "
+    "journal_len, created_at, started_at, updated_at, finished_at, wake_at, owner, "
+    "lease_token, lease_until, mailbox, recoveries"
+)
+_ITEM_COLUMNS = "id, run_id, kind, pos, topic, payload, visible_at, key"
+_JOURNAL_COLUMNS = "seq, pos, kind, name, payload, at, attempt, failed"
+_ACTIVE = "('pending', 'running')"
+_SCHEDULED = "(" + ", ".join(f"'{k.value}'" for k in InboxKind if k.scheduled) + ")"
+_KEPT = "(" + ", ".join(f"'{k.value}'" for k in CARRIED_OVER) + ")"
+_FINISHED = (Outcome.COMPLETED, Outcome.FAILED, Outcome.CANCELLED)
+
+
+def _run(r: Row) -> RunRecord:
+    return RunRecord(
+        r[0],
+        r[1],
+        RunStatus(r[2]),
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        r[7],
+        r[8],
+        r[9],
+        r[10],
+        r[11],
+        r[12],
+        r[13],
+        r[14],
+        r[15],
+        r[16],
+        r[17],
+        r[18],
+        r[19],
+    )
+
+
+def _item(r: Row) -> InboxItem:
+    return InboxItem(r[0], r[1], InboxKind(r[2]), r[3], r[4], r[5], r[6], r[7])
+
+
+def _entry(r: Row) -> JournalEntry:
+    return JournalEntry(r[0], r[1], EntryKind(r[2]), r[3], r[4], r[5], r[6], r[7])
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class _Statements:
+    """Every statement the backend runs, with the schema's table names filled in once
+    (a constant text per statement lets psycopg prepare it on each connection)."""
+
+    def __init__(self, schema: str) -> None:
+        s = _quote(schema)
+        runs, journal, inbox, events = (
+            f"{s}.perdure_{name}" for name in ("runs", "journal", "inbox", "events")
+        )
+        returning = ", ".join(f"r.{c.strip()}" for c in _RUN_COLUMNS.split(","))
+        self.get_run = f"SELECT {_RUN_COLUMNS} FROM {runs} WHERE id = %s"
+        self.list_runs = f"SELECT {_RUN_COLUMNS} FROM {runs} WHERE {{where}} "
+        self.list_runs += "ORDER BY created_at DESC, id DESC LIMIT %s"
+        self.insert_run = (
+            f"INSERT INTO {runs} (id, workflow, status, input, parent_id, parent_pos, "
+            "created_at, updated_at, wake_at) VALUES (%s, %s, 'pending', %s, %s, %s, %s, %s, %s) "
+            f"ON CONFLICT (id) DO NOTHING RETURNING {_RUN_COLUMNS}"
+        )
+        self.lock_run = f"SELECT status, owner FROM {runs} WHERE id = %s FOR UPDATE"
+        # Rows locked in id order, so that two transactions that both write several
+        # runs wait for each other at most once, never in a cycle.
+        self.lock_runs = f"SELECT id FROM {runs} WHERE id = ANY(%s::text[]) ORDER BY id FOR UPDATE"
+        self.parents = (
+            f"SELECT DISTINCT parent_id FROM {runs} "
+            "WHERE id = ANY(%s::text[]) AND parent_id IS NOT NULL"
+        )
+        due = (
+            f"wake_at <= %s AND status IN {_ACTIVE} AND (owner IS NULL OR lease_until < %s) "
+            "AND workflow = ANY(%s::text[])"
+        )
+        self.any_due = f"SELECT 1 FROM {runs} WHERE {due} LIMIT 1"
+        self.claim = (
+            f"WITH due AS (SELECT id FROM {runs} WHERE {due} "
+            "ORDER BY wake_at, created_at, id LIMIT %s FOR UPDATE SKIP LOCKED) "
+            f"UPDATE {runs} r SET owner = %s, lease_token = r.lease_token + 1, "
+            "lease_until = %s, started_at = COALESCE(r.started_at, %s), status = 'running', "
+            "updated_at = %s, recoveries = r.recoveries + (r.owner IS NOT NULL)::int "
+            f"FROM due WHERE r.id = due.id RETURNING {returning}"
+        )
+        self.extend = (
+            f"WITH held AS (SELECT r.id FROM {runs} r "
+            "JOIN unnest(%s::text[], %s::bigint[]) AS l(id, token) ON r.id = l.id "
+            "WHERE r.owner = %s AND r.lease_token = l.token ORDER BY r.id FOR UPDATE OF r) "
+            f"UPDATE {runs} r SET lease_until = %s FROM held WHERE r.id = held.id "
+            "RETURNING r.id, r.mailbox"
+        )
+        self.release = (
+            f"UPDATE {runs} SET owner = NULL, lease_until = NULL, updated_at = %s, "
+            f"wake_at = CASE WHEN status IN {_ACTIVE} THEN %s::float8 ELSE NULL END "
+            "WHERE id = %s AND owner = %s AND lease_token = %s"
+        )
+        self.notify_pending = f"UPDATE {runs} SET mailbox = mailbox + 1 WHERE id = %s"
+        self.notify_running = (
+            f"UPDATE {runs} SET mailbox = mailbox + 1, "
+            "wake_at = LEAST(wake_at, %s::float8) WHERE id = %s"
+        )
+        self.next_wake = (
+            "SELECT MIN(CASE WHEN owner IS NULL THEN wake_at ELSE lease_until END) "
+            f"FROM {runs} WHERE wake_at IS NOT NULL AND status IN {_ACTIVE}"
+        )
+        self.mailboxes = f"SELECT id, mailbox FROM {runs} WHERE id = ANY(%s::text[])"
+        self.fence = (
+            f"UPDATE {runs} r SET journal_len = r.journal_len + f.n, updated_at = f.now, "
+            "lease_until = f.lease_until FROM unnest(%s::text[], %s::text[], %s::bigint[], "
+            "%s::int[], %s::int[], %s::float8[], %s::float8[]) "
+            "AS f(id, owner, token, base, n, now, lease_until) "
+            "WHERE r.id = f.id AND r.owner = f.owner AND r.lease_token = f.token "
+            "AND (f.base IS NULL OR r.journal_len = f.base) "
+            "RETURNING r.id, r.mailbox, r.generation"
+        )
+        self.finish = (
+            f"UPDATE {runs} r SET status = f.status, result = f.result, error = f.error, "
+            "finished_at = f.now, updated_at = f.now, owner = NULL, lease_until = NULL, "
+            "wake_at = NULL FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::bytea[], "
+            "%s::float8[]) AS f(id, status, result, error, now) WHERE r.id = f.id "
+            f"RETURNING {returning}"
+        )
+        self.hold = (
+            f"UPDATE {runs} SET status = 'held', error = %s, owner = NULL, "
+            "lease_until = NULL, wake_at = NULL WHERE id = %s"
+        )
+        self.continue_run = (
+            f"UPDATE {runs} SET generation = generation + 1, journal_len = 0, "
+            "input = COALESCE(%s, input), owner = NULL, lease_until = NULL, wake_at = %s, "
+            "started_at = %s WHERE id = %s"  # the new generation's clock starts now
+        )
+        self.park = (
+            f"UPDATE {runs} r SET owner = NULL, lease_until = NULL, wake_at = p.wake "
+            "FROM unnest(%s::text[], %s::float8[]) AS p(id, wake) WHERE r.id = p.id"
+        )
+
+        self.read_journal = (
+            f"SELECT {_JOURNAL_COLUMNS} FROM {journal} WHERE run_id = %s ORDER BY seq"
+        )
+        self.append_journal = (
+            f"INSERT INTO {journal} (run_id, {_JOURNAL_COLUMNS}) SELECT * FROM unnest("
+            "%s::text[], %s::int[], %s::int[], %s::text[], %s::text[], %s::bytea[], "
+            "%s::float8[], %s::int[], %s::bool[])"
+        )
+        self.clear_journal = f"DELETE FROM {journal} WHERE run_id = %s"
+
+        visible = f"NOT consumed AND (visible_at <= %s OR kind NOT IN {_SCHEDULED})"
+        self.due = (
+            f"SELECT {_ITEM_COLUMNS} FROM {inbox} WHERE run_id = %s AND {visible} ORDER BY id"
+        )
+        self.due_many = (
+            f"SELECT {_ITEM_COLUMNS} FROM {inbox} WHERE run_id = ANY(%s::text[]) AND {visible} "
+            "ORDER BY id"
+        )
+        self.pending = (
+            f"SELECT {_ITEM_COLUMNS} FROM {inbox} "
+            "WHERE run_id = ANY(%s::text[]) AND NOT consumed AND kind <> 'signal'"
+        )
+        self.add_inbox = (
+            f"INSERT INTO {inbox} (run_id, kind, pos, topic, payload, key, visible_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id"
+        )
+        # In array order, so the ids follow it; a key already used is skipped.
+        self.add_inbox_many = (
+            f"INSERT INTO {inbox} (run_id, kind, pos, topic, payload, key, visible_at) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::bytea[], "
+            "%s::text[], %s::float8[]) ON CONFLICT DO NOTHING"
+        )
+        self.consume = (
+            f"UPDATE {inbox} i SET consumed = TRUE FROM unnest(%s::text[], %s::bigint[]) "
+            "AS c(run_id, id) WHERE i.id = c.id AND i.run_id = c.run_id"
+        )
+        self.cancel_timers = (
+            f"DELETE FROM {inbox} i USING unnest(%s::text[], %s::text[]) AS t(run_id, key) "
+            "WHERE i.run_id = t.run_id AND i.key = t.key AND NOT i.consumed"
+        )
+        self.clear_inbox = (
+            f"DELETE FROM {inbox} WHERE run_id = %s AND NOT (NOT consumed AND kind IN {_KEPT})"
+        )
+
+        self.get_event = f"SELECT value FROM {events} WHERE run_id = %s AND key = %s"
+        self.set_events = (
+            f"INSERT INTO {events} (run_id, key, value) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[]) "
+            "ON CONFLICT (run_id, key) DO UPDATE SET value = EXCLUDED.value"
+        )
+
+
+@dataclass
+class _Job:
+    """One create_run or deliver waiting for the next write transaction."""
+
+    fn: Callable[[Conn], Awaitable[Any]]
+    future: asyncio.Future[Any]
+    run_id: str
+    locks: tuple[str, ...] = ()  # runs to lock up front (in id order, with the batch's)
+    parents_of: tuple[str, ...] = ()  # runs whose parents it may notify
+
+
+@dataclass
+class _LoopState:
+    """What the backend keeps per event loop: psycopg's async connections belong to
+    the loop that made them, and the sync surface runs a loop of its own."""
+
+    pool: AsyncConnectionPool[Conn]
+    ready: bool = False
+    opening: asyncio.Lock = field(default_factory=asyncio.Lock)
+    queue: list[_Job] = field(default_factory=list)
+    flusher: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+class _JobFailed(Exception):
+    """A job in a write batch raised: the batch is rolled back and rerun without it."""
+
+
+class PostgresBackend(Backend):
+    features = Feature.MULTI_PROCESS | Feature.DURABLE
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        url: str | None = None,
+    ) -> None:
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise ConfigurationError(
+                f"schema={schema!r}: use a name of letters, digits and underscores "
+                "(at most 63, not starting with a digit)"
+            )
+        if pool_size < 1:
+            raise ConfigurationError(f"pool_size={pool_size}: use 1 or more connections")
+        self.conninfo = conninfo
+        self.schema = schema
+        self.pool_size = pool_size
+        self.url = _without_password(url or conninfo)
+        self._sql = _Statements(schema)
+        self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
+        self._lock = threading.Lock()
+        self._migrated = False
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresBackend:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        ours = {k: v for k, v in query if k in _OUR_PARAMETERS}
+        rest = [(k, v) for k, v in query if k not in _OUR_PARAMETERS]
+        if not any(k == "connect_timeout" for k, _ in rest):
+            # libpq waits forever for an unreachable host unless told otherwise.
+            rest.append(("connect_timeout", "10"))
+        conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(rest), ""))
+        try:
+            pool_size = int(ours.get("pool_size", DEFAULT_POOL_SIZE))
+        except ValueError:
+            raise ConfigurationError(
+                f"pool_size={ours['pool_size']!r}: use a number of connections"
+            ) from None
+        return cls(
+            conninfo, schema=ours.get("schema", DEFAULT_SCHEMA), pool_size=pool_size, url=url
+        )
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self._state()
+
+    async def _migrate(self) -> None:
+        if self._migrated:
+            return
+        files = sorted(
+            (
+                f
+                for f in resources.files(__package__).joinpath("migrations").iterdir()
+                if f.name.endswith(".sql")
+            ),
+            key=lambda f: f.name,
+        )
+        latest = max(int(f.name.split("_", 1)[0]) for f in files)
+        schema = _quote(self.schema)
+        versions = f"{schema}.perdure_schema"
+        conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+        try:
+            # Most opens find the schema up to date: no lock, no waiting on other openers.
+            if await self._schema_version(conn) >= latest:
+                self._migrated = True
+                return
+            async with conn.transaction():
+                # One migrating process per schema at a time; the others wait here,
+                # then find the work done.
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key(),))
+                found = await conn.execute(
+                    "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)
+                )
+                if await found.fetchone() is None:
+                    await conn.execute(f"CREATE SCHEMA {schema}")
+                await conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {versions} (version INTEGER PRIMARY KEY, "
+                    "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                )
+                current = await self._schema_version(conn)
+                await conn.execute(f"SET LOCAL search_path TO {schema}")
+                for f in files:
+                    version = int(f.name.split("_", 1)[0])
+                    if version > current:
+                        await conn.execute(f.read_text())
+                        await conn.execute(
+                            f"INSERT INTO {versions} (version) VALUES (%s)", (version,)
+                        )
+            self._migrated = True
+        finally:
+            await conn.close()
+
+    async def _schema_version(self, conn: Conn) -> int:
+        table = f"{_quote(self.schema)}.perdure_schema"
+        cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+        row = await cur.fetchone()
+        if not row or not row[0]:
+            return 0
+        cur = await conn.execute(f"SELECT COALESCE(MAX(version), 0) FROM {table}")
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def _lock_key(self) -> int:
+        digest = hashlib.blake2b(f"perdure-migrate:{self.schema}".encode(), digest_size=8)
+        return int.from_bytes(digest.digest(), "big", signed=True)
+
+    async def _state(self) -> _LoopState:
+        """This loop's connections, opened (and the schema migrated) on first use."""
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop)
+        if state is not None and state.ready:
+            return state
+        await self._migrate()
+        with self._lock:
+            state = self._states.get(loop)
+            if state is None:
+                # Loops that are gone took their connections' tasks with them.
+                for old in [k for k in self._states if k.is_closed()]:
+                    del self._states[old]
+                pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+                    self.conninfo,
+                    min_size=1,
+                    max_size=self.pool_size,
+                    open=False,
+                    kwargs={"autocommit": True},
+                    name=f"perdure-{self.schema}",
+                )
+                state = self._states[loop] = _LoopState(pool)
+        async with state.opening:
+            if not state.ready:
+                try:
+                    await state.pool.open(wait=True)
+                except BaseException:
+                    with self._lock:
+                        if self._states.get(loop) is state:
+                            del self._states[loop]
+                    raise
+                state.ready = True
+        return state
+
+    async def close(self) -> None:
+        with self._lock:
+            states, self._states = self._states, {}
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        for loop, state in states.items():
+            if loop is current:
+                await state.close()
+            elif not loop.is_closed():
+                # Another thread's loop: its connections close there. Not waited for,
+                # since that loop may be blocked on this very call (a sync caller).
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._close_later, loop, state)
+
+    def _close_later(self, loop: asyncio.AbstractEventLoop, state: _LoopState) -> None:
+        task = loop.create_task(state.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _transact(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run ``fn`` as one transaction, again if PostgreSQL picks it as a deadlock
+        victim (it was rolled back, so running it again is safe)."""
+        state = await self._state()
+        async with state.pool.connection() as conn:
+            for attempt in range(_ATTEMPTS):
+                try:
+                    async with conn.transaction():
+                        return await fn(conn)
+                except _RETRYABLE as exc:
+                    if attempt == _ATTEMPTS - 1:
+                        raise
+                    log.warning("transaction aborted (%s); retrying", exc.sqlstate)
+                    await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """One statement (in autocommit: its own transaction) and its rows."""
+        state = await self._state()
+        async with state.pool.connection() as conn:
+            return await _fetch(conn, sql, params)
+
+    async def _write(self, job: _Job) -> Any:
+        """Queue a create_run or deliver. Jobs that queue up while a write transaction
+        is in flight on this loop are committed together: one commit for the lot."""
+        state = await self._state()
+        state.queue.append(job)
+        if state.flusher is None:
+            state.flusher = asyncio.get_running_loop().create_task(self._flush(state))
+        return await job.future
+
+    async def _flush(self, state: _LoopState) -> None:
+        batch: list[_Job] = []
+        try:
+            while state.queue:
+                batch = state.queue[:_MAX_BATCH]
+                del state.queue[:_MAX_BATCH]
+                await self._apply(batch)
+        except BaseException as exc:
+            for job in batch + state.queue:
+                if job.future.done():
+                    continue
+                if isinstance(exc, Exception):
+                    job.future.set_exception(exc)
+                else:  # the loop is shutting down
+                    job.future.cancel()
+            state.queue.clear()
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            state.flusher = None
+
+    async def _apply(self, batch: list[_Job]) -> None:
+        # Sorted (stably) by run, so that the batch meets rows in the same order as
+        # every other writer; one run's jobs keep their order.
+        jobs = sorted(batch, key=lambda j: j.run_id)
+        while jobs:
+            jobs = [j for j in jobs if not j.future.done()]  # callers that gave up
+            failed: list[tuple[_Job, Exception]] = []
+            try:
+                results = await self._transact(functools.partial(self._run_jobs, jobs, failed))
+            except _JobFailed:
+                job, error = failed[-1]
+                job.future.set_exception(error)
+                jobs.remove(job)
+                continue
+            except Exception as exc:
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                return
+            for job, result in zip(jobs, results, strict=True):
+                if job.future.done():
+                    continue
+                if isinstance(result, RunNotFound):
+                    job.future.set_exception(result)
+                else:
+                    job.future.set_result(result)
+            return
+
+    async def _run_jobs(
+        self, jobs: list[_Job], failed: list[tuple[_Job, Exception]], c: Conn
+    ) -> list[Any]:
+        await self._lock_runs(
+            c, [r for j in jobs for r in j.locks], [r for j in jobs for r in j.parents_of]
+        )
+        results: list[Any] = []
+        for job in jobs:
+            try:
+                results.append(await job.fn(c))
+            except RunNotFound as exc:
+                # Raised by a delivery before it writes anything: the others go on.
+                results.append(exc)
+            except _RETRYABLE:
+                raise
+            except Exception as exc:
+                failed.append((job, exc))
+                raise _JobFailed from exc
+        return results
+
+    async def _lock_runs(
+        self, c: Conn, runs: Iterable[str], parents_of: Iterable[str] = ()
+    ) -> None:
+        """Lock, in id order, the runs a transaction will write and the parents it may
+        notify (a run's parent never changes, so reading it unlocked is safe)."""
+        ids = set(runs)
+        parents = sorted(set(parents_of))
+        if parents:
+            ids.update(r[0] for r in await _fetch(c, self._sql.parents, (parents,)))
+        if len(ids) > 1 or parents:
+            await c.execute(self._sql.lock_runs, (sorted(ids),))
+
+    # -- runs -----------------------------------------------------------------------------
+
+    async def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
+        future: asyncio.Future[tuple[RunRecord, bool]] = asyncio.get_running_loop().create_future()
+        result: tuple[RunRecord, bool] = await self._write(
+            _Job(lambda c: self._create(c, run), future, run.id)
+        )
+        return result
+
+    async def _create(self, c: Conn, run: NewRun) -> tuple[RunRecord, bool]:
+        start = run.start_at if run.start_at is not None else run.created_at
+        rows = await _fetch(
+            c,
+            self._sql.insert_run,
+            (
+                run.id,
+                run.workflow,
+                run.input,
+                run.parent_id,
+                run.parent_pos,
+                run.created_at,
+                run.created_at,
+                start,
+            ),
+        )
+        if rows:
+            if run.timeout is not None:
+                await self._add_inbox(c, deadline_item(run.id, start, run.timeout))
+            return _run(rows[0]), True
+        # Taken, perhaps by a transaction that committed after this statement began:
+        # the next statement sees it.
+        rec = await self._get(c, run.id)
+        assert rec is not None
+        return rec, False
+
+    async def _get(self, c: Conn, run_id: str) -> RunRecord | None:
+        rows = await _fetch(c, self._sql.get_run, (run_id,))
+        return _run(rows[0]) if rows else None
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        rows = await self._rows(self._sql.get_run, (run_id,))
+        return _run(rows[0]) if rows else None
+
+    async def list_runs(self, filter: RunFilter, limit: int, cursor: str | None) -> RunPage:
+        where: list[str] = ["TRUE"]
+        args: list[Any] = []
+        for column, value in (
+            ("workflow", filter.workflow),
+            ("parent_id", filter.parent_id),
+            ("status", filter.status.value if filter.status else None),
+        ):
+            if value is not None:
+                where.append(f"{column} = %s")
+                args.append(value)
+        if filter.created_after is not None:
+            where.append("created_at >= %s")
+            args.append(float(filter.created_after))
+        if filter.created_before is not None:
+            where.append("created_at < %s")
+            args.append(float(filter.created_before))
+        if cursor is not None:
+            created_at, run_id = decode_cursor(cursor)
+            where.append("(created_at, id) < (%s::float8, %s)")
+            args.extend([created_at, run_id])
+        sql = self._sql.list_runs.format(where=" AND ".join(where))
+        rows = [_run(r) for r in await self._rows(sql, (*args, limit + 1))]
+        page = rows[:limit]
+        more = len(rows) > limit
+        return RunPage(page, encode_cursor(page[-1].created_at, page[-1].id) if more else None)
+
+    # -- leases ---------------------------------------------------------------------------
+
+    async def claim_runs(
+        self, owner: str, limit: int, now: float, lease_until: float, workflows: Sequence[str]
+    ) -> list[Claim]:
+        if not workflows or limit <= 0:
+            return []
+        names = list(workflows)
+        # Look before opening a transaction: most polls find nothing.
+        if not await self._rows(self._sql.any_due, (now, now, names)):
+            return []
+
+        async def claim(c: Conn) -> list[Claim]:
+            # SKIP LOCKED: runs another worker is claiming (or a writer holds) are left
+            # to it, and this claim never waits on anyone.
+            rows = await _fetch(
+                c, self._sql.claim, (now, now, names, limit, owner, lease_until, now, now)
+            )
+            if not rows:
+                return []
+            recs = sorted(
+                (_run(r) for r in rows), key=lambda r: (r.wake_at or 0.0, r.created_at, r.id)
+            )
+            # A separate statement, so it sees every message counted in the mailboxes
+            # just read (a delivery that committed while the claim waited for nothing).
+            due: dict[str, list[InboxItem]] = defaultdict(list)
+            for r in await _fetch(c, self._sql.due_many, ([rec.id for rec in recs], now)):
+                due[r[1]].append(_item(r))
+            return [Claim(rec, rec.lease_token, due[rec.id]) for rec in recs]
+
+        return await self._transact(claim)
+
+    async def extend_leases(
+        self, owner: str, leases: dict[str, int], lease_until: float
+    ) -> dict[str, int]:
+        if not leases:
+            return {}
+        ids = list(leases)
+        params = (ids, [leases[i] for i in ids], owner, lease_until)
+
+        async def extend(c: Conn) -> dict[str, int]:
+            return {r[0]: r[1] for r in await _fetch(c, self._sql.extend, params)}
+
+        return await self._transact(extend)
+
+    async def release(self, run_id: str, owner: str, token: int, now: float) -> bool:
+        state = await self._state()
+        async with state.pool.connection() as conn:
+            cur = await conn.execute(self._sql.release, (now, now, run_id, owner, token))
+            return cur.rowcount == 1
+
+    # -- journal and inbox ---------------------------------------------------------------
+
+    async def read_journal(self, run_id: str) -> list[JournalEntry]:
+        return [_entry(r) for r in await self._rows(self._sql.read_journal, (run_id,))]
+
+    async def read_inbox(self, run_id: str, now: float) -> list[InboxItem]:
+        return [_item(r) for r in await self._rows(self._sql.due, (run_id, now))]
+
+    async def _add_inbox(self, c: Conn, item: NewInboxItem) -> bool:
+        rows = await _fetch(
+            c,
+            self._sql.add_inbox,
+            (
+                item.run_id,
+                item.kind.value,
+                item.pos,
+                item.topic,
+                item.payload,
+                item.key,
+                item.visible_at,
+            ),
+        )
+        return bool(rows)
+
+    async def deliver(self, item: NewInboxItem, now: float) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        cancel = item.kind is InboxKind.CANCEL
+        delivered: bool = await self._write(
+            _Job(
+                lambda c: self._deliver(c, item, now),
+                future,
+                item.run_id,
+                locks=(item.run_id,),
+                # A cancel may end the run at once, and that tells its parent.
+                parents_of=(item.run_id,) if cancel else (),
+            )
+        )
+        return delivered
+
+    async def _deliver(self, c: Conn, item: NewInboxItem, now: float) -> bool:
+        rows = await _fetch(c, self._sql.lock_run, (item.run_id,))
+        if not rows:
+            raise RunNotFound(item.run_id)
+        status, owner = RunStatus(rows[0][0]), rows[0][1]
+        if item.kind is InboxKind.CANCEL and status.is_terminal:
+            return False
+        if not await self._add_inbox(c, item):
+            return False
+        if item.kind is InboxKind.CANCEL and cancels_at_once(status, owner):
+            # Nothing to unwind (never started, or held): it ends here, without a worker.
+            await self._finish(
+                c, item.run_id, RunStatus.CANCELLED, None, cancel_error(item.payload), now
+            )
+        elif status is RunStatus.PENDING:
+            # It keeps its start time: a message does not start a delayed run early.
+            await c.execute(self._sql.notify_pending, (item.run_id,))
+        elif status is RunStatus.RUNNING:
+            await c.execute(self._sql.notify_running, (max(now, item.visible_at), item.run_id))
+        return True
+
+    async def get_event(self, run_id: str, key: str) -> bytes | None:
+        rows = await self._rows(self._sql.get_event, (run_id, key))
+        return rows[0][0] if rows else None
+
+    async def next_wake_at(self) -> float | None:
+        rows = await self._rows(self._sql.next_wake)
+        return rows[0][0] if rows else None
+
+    # -- checkpoints ----------------------------------------------------------------------
+
+    async def checkpoint(self, batch: Sequence[Checkpoint]) -> list[CheckpointResult]:
+        if not batch:
+            return []
+        runs: set[str] = set()
+        parents_of: set[str] = set()
+        for cp in batch:
+            runs.add(cp.run_id)
+            others = {i.run_id for i in cp.inbox if i.run_id != cp.run_id}
+            others.update(target for target, _ in cp.cancel_runs)
+            runs |= others
+            parents_of |= others
+            if cp.outcome in _FINISHED:
+                parents_of.add(cp.run_id)
+
+        async def write(c: Conn) -> list[CheckpointResult]:
+            await self._lock_runs(c, runs, parents_of)
+            return await self._apply_batch(c, batch)
+
+        async def write_one_by_one(c: Conn) -> list[CheckpointResult]:
+            await self._lock_runs(c, runs, parents_of)
+            results = []
+            for cp in batch:
+                try:
+                    async with c.transaction():  # a savepoint
+                        [result] = await self._apply_round(c, [cp])
+                except pg_errors.IntegrityError:
+                    result = CheckpointResult(False, await self._mailbox(c, cp.run_id))
+                results.append(result)
+            return results
+
+        try:
+            return await self._transact(write)
+        except pg_errors.IntegrityError:
+            # A constraint refused a row (a journal entry recorded twice): again, one
+            # checkpoint at a time, so that only the offending one is not applied.
+            return await self._transact(write_one_by_one)
+
+    async def _apply_batch(self, c: Conn, batch: Sequence[Checkpoint]) -> list[CheckpointResult]:
+        """Apply a batch a round at a time: round k holds the k-th checkpoint of each
+        run in it, so a run's checkpoints apply in order, each round in a few
+        statements however many runs it has."""
+        rounds: list[list[int]] = []
+        seen: dict[str, int] = defaultdict(int)
+        for i, cp in enumerate(batch):
+            k = seen[cp.run_id]
+            seen[cp.run_id] += 1
+            if k == len(rounds):
+                rounds.append([])
+            rounds[k].append(i)
+        results = [CheckpointResult(False, 0)] * len(batch)
+        for indexes in rounds:
+            applied = await self._apply_round(c, [batch[i] for i in indexes])
+            for i, result in zip(indexes, applied, strict=True):
+                results[i] = result
+        return results
+
+    async def _apply_round(self, c: Conn, cps: list[Checkpoint]) -> list[CheckpointResult]:
+        """Checkpoints of distinct runs: the fences in one statement, then the writes."""
+        fenced: list[Checkpoint] = []
+        bases: list[int | None] = []
+        for cp in cps:
+            base = cp.entries[0].seq if cp.entries else None
+            if base is None or all(e.seq == base + i for i, e in enumerate(cp.entries)):
+                fenced.append(cp)
+                bases.append(base)
+        # The fence, the journal length check and the lease extension in one statement:
+        # run id -> (mailbox, generation) for the checkpoints that hold their lease.
+        held: dict[str, tuple[int, int]] = {}
+        if fenced:
+            rows = await _fetch(
+                c,
+                self._sql.fence,
+                (
+                    [cp.run_id for cp in fenced],
+                    [cp.owner for cp in fenced],
+                    [cp.token for cp in fenced],
+                    bases,
+                    [len(cp.entries) for cp in fenced],
+                    [cp.now for cp in fenced],
+                    [cp.lease_until for cp in fenced],
+                ),
+            )
+            held = {r[0]: (r[1], r[2]) for r in rows}
+        live = [cp for cp in cps if cp.run_id in held]
+        if live:
+            await self._write_round(c, live, held)
+        lost = [cp.run_id for cp in cps if cp.run_id not in held]
+        mailboxes: dict[str, int] = {}
+        if lost:
+            mailboxes = {r[0]: r[1] for r in await _fetch(c, self._sql.mailboxes, (lost,))}
+        # Nothing in a checkpoint delivers to its own run, so the mailbox read by the
+        # fence is still current.
+        return [
+            CheckpointResult(True, held[cp.run_id][0])
+            if cp.run_id in held
+            else CheckpointResult(False, mailboxes.get(cp.run_id, 0))
+            for cp in cps
+        ]
+
+    async def _write_round(
+        self, c: Conn, live: list[Checkpoint], held: dict[str, tuple[int, int]]
+    ) -> None:
+        sql = self._sql
+        # What each checkpoint writes to its own run, all runs at once.
+        entries = [(cp.run_id, e) for cp in live for e in cp.entries]
+        if entries:
+            await c.execute(
+                sql.append_journal,
+                (
+                    [r for r, _ in entries],
+                    [e.seq for _, e in entries],
+                    [e.pos for _, e in entries],
+                    [e.kind.value for _, e in entries],
+                    [e.name for _, e in entries],
+                    [e.payload for _, e in entries],
+                    [e.at for _, e in entries],
+                    [e.attempt for _, e in entries],
+                    [e.failed for _, e in entries],
+                ),
+            )
+        consumed = [(cp.run_id, i) for cp in live for i in cp.consumed]
+        if consumed:
+            await c.execute(sql.consume, ([r for r, _ in consumed], [i for _, i in consumed]))
+        timers = [
+            (cp.run_id, f"timer:{held[cp.run_id][1]}:{p}") for cp in live for p in cp.cancel_timers
+        ]
+        if timers:
+            await c.execute(sql.cancel_timers, ([r for r, _ in timers], [k for _, k in timers]))
+        own = [item for cp in live for item in cp.inbox if item.run_id == cp.run_id]
+        if own:
+            await c.execute(
+                sql.add_inbox_many,
+                (
+                    [i.run_id for i in own],
+                    [i.kind.value for i in own],
+                    [i.pos for i in own],
+                    [i.topic for i in own],
+                    [i.payload for i in own],
+                    [i.key for i in own],
+                    [i.visible_at for i in own],
+                ),
+            )
+        events = [(cp.run_id, k, v) for cp in live for k, v in cp.events.items()]
+        if events:
+            await c.execute(
+                sql.set_events,
+                ([e[0] for e in events], [e[1] for e in events], [e[2] for e in events]),
+            )
+
+        # The runs' new states.
+        finishing = [cp for cp in live if cp.outcome in _FINISHED]
+        finished: dict[str, RunRecord] = {}
+        if finishing:
+            rows = await _fetch(
+                c,
+                sql.finish,
+                (
+                    [cp.run_id for cp in finishing],
+                    [cp.outcome.value for cp in finishing],
+                    [cp.result for cp in finishing],
+                    [cp.error for cp in finishing],
+                    [cp.now for cp in finishing],
+                ),
+            )
+            finished = {rec.id: rec for rec in map(_run, rows)}
+        for cp in live:
+            if cp.outcome is Outcome.HELD:
+                await c.execute(sql.hold, (cp.error, cp.run_id))
+            elif cp.outcome is Outcome.CONTINUED:
+                await c.execute(sql.clear_journal, (cp.run_id,))
+                await c.execute(sql.clear_inbox, (cp.run_id,))
+                await c.execute(sql.continue_run, (cp.new_input, cp.now, cp.now, cp.run_id))
+        parking = [cp for cp in live if cp.outcome is Outcome.NONE and cp.release]
+        if parking:
+            pending: dict[str, list[InboxItem]] = defaultdict(list)
+            for r in await _fetch(c, sql.pending, ([cp.run_id for cp in parking],)):
+                pending[r[1]].append(_item(r))
+            wakes = [
+                wake_after(
+                    pending[cp.run_id], held[cp.run_id][0], cp.mailbox_seen, cp.now, cp.runnable
+                )
+                for cp in parking
+            ]
+            await c.execute(sql.park, ([cp.run_id for cp in parking], wakes))
+
+        # Then what they do to other runs, as a delivery from elsewhere would: after the
+        # runs of this round parked, so that a message to one of them wakes it.
+        for cp in live:
+            for child in cp.children:
+                await self._create(c, child)
+            for item in cp.inbox:
+                if item.run_id != cp.run_id:
+                    with contextlib.suppress(RunNotFound):  # raised before it writes
+                        await self._deliver(c, item, cp.now)
+            for target, reason in cp.cancel_runs:
+                with contextlib.suppress(RunNotFound):
+                    await self._deliver(
+                        c,
+                        NewInboxItem(
+                            target, InboxKind.CANCEL, cp.now, payload=reason.encode(), key="cancel"
+                        ),
+                        cp.now,
+                    )
+            if cp.run_id in finished:
+                await self._notify_parent(c, finished[cp.run_id], cp.now)
+
+    async def _mailbox(self, c: Conn, run_id: str) -> int:
+        rows = await _fetch(c, self._sql.mailboxes, ([run_id],))
+        return int(rows[0][1]) if rows else 0
+
+    async def _finish(
+        self,
+        c: Conn,
+        run_id: str,
+        status: RunStatus,
+        result: bytes | None,
+        error: bytes | None,
+        now: float,
+    ) -> None:
+        rows = await _fetch(
+            c, self._sql.finish, ([run_id], [status.value], [result], [error], [now])
+        )
+        await self._notify_parent(c, _run(rows[0]), now)
+
+    async def _notify_parent(self, c: Conn, rec: RunRecord, now: float) -> None:
+        if rec.parent_id is not None:
+            with contextlib.suppress(RunNotFound):  # raised before it writes anything
+                await self._deliver(c, child_outcome_item(rec, now), now)
+
+
+async def _fetch(c: Conn, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    # Binary results: payloads arrive as raw bytes and times as exact doubles.
+    cur = c.cursor(binary=True)
+    await cur.execute(sql, params)
+    return await cur.fetchall()
+
+
+def _without_password(url: str) -> str:
+    """The URL to show in logs: the password masked."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
