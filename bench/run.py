@@ -48,12 +48,12 @@ def ensure_venv() -> None:
     if Path(sys.prefix).resolve() == VENV.resolve():
         return
     stamp = VENV / ".bench-requirements"
-    wanted = json.dumps([str(REPO), *REQUIREMENTS])
+    wanted = json.dumps([f"{REPO}[postgres]", *REQUIREMENTS])
     if not python.exists() or not stamp.exists() or stamp.read_text() != wanted:
         print(f"bench: preparing {VENV} (perdure from {REPO}, {', '.join(REQUIREMENTS)})")
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        subprocess.run([*pip, "-e", str(REPO), *REQUIREMENTS], check=True)
+        subprocess.run([*pip, "-e", f"{REPO}[postgres]", *REQUIREMENTS], check=True)
         stamp.write_text(wanted)
     os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
 
