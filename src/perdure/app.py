@@ -247,8 +247,11 @@ class App:
         wf = self._resolve(workflow)
         data = self.payloads.encode_call(wf.fn, args, kwargs)
         run_id = id if id is not None else uuid.uuid4().hex
-        if not isinstance(run_id, str) or not run_id or len(run_id) > 200:
-            raise ValueError("run id must be a non-empty string of at most 200 characters")
+        # NUL is refused everywhere because some databases (PostgreSQL) cannot store it.
+        if not isinstance(run_id, str) or not run_id or len(run_id) > 200 or "\0" in run_id:
+            raise ValueError(
+                "run id must be a non-empty string of at most 200 characters, without NUL"
+            )
         await self.open()
         now = self.clock.now()
         limit = seconds(timeout) if timeout is not None else wf.timeout

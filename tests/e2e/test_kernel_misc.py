@@ -277,3 +277,14 @@ async def test_step_calls_fit_every_asyncio_combinator(app: perdure.App) -> None
 
     async with app:
         assert await (await app.start(combos)).result(timeout=10) == [[1], 2, 1, [1, 2], 1]
+
+
+async def test_bad_run_ids_are_refused_before_anything_is_written(app: perdure.App) -> None:
+    @app.workflow()
+    async def wf() -> None:
+        return None
+
+    for bad in ("", "x" * 201, "a\0b"):
+        with pytest.raises(ValueError, match="run id"):
+            await app.start(wf, id=bad)
+    assert [run async for run in app.list_runs()] == []
