@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
+from typing import Any
 
-from ..records import InboxItem, InboxKind, NewInboxItem, RunRecord, RunStatus
+from ..records import (
+    EntryKind,
+    InboxItem,
+    InboxKind,
+    JournalEntry,
+    NewInboxItem,
+    RunRecord,
+    RunStatus,
+)
 
 # What a run keeps when it continues as new: messages not yet received, a cancel not
 # yet seen, and its own deadline (which counts from the first start).
@@ -74,3 +84,35 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         return float(created_at), str(run_id)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"invalid cursor {cursor!r}") from exc
+
+
+# The column order the SQL backends select in, and how such a row becomes a record.
+RUN_COLUMNS = (
+    "id, workflow, status, input, result, error, parent_id, parent_pos, generation, "
+    "journal_len, created_at, started_at, updated_at, finished_at, wake_at, owner, "
+    "lease_token, lease_until, mailbox, recoveries"
+)
+ITEM_COLUMNS = "id, run_id, kind, pos, topic, payload, visible_at, key"
+JOURNAL_COLUMNS = "seq, pos, kind, name, payload, at, attempt, failed"
+_TIME_COLUMNS = (10, 11, 12, 13, 14, 17)
+
+
+def _time(value: Any) -> float | None:
+    # SQLite hands back a whole-number REAL as an int in some paths (RETURNING).
+    return None if value is None else float(value)
+
+
+def run_from_row(row: Sequence[Any]) -> RunRecord:
+    r = list(row)
+    r[2] = RunStatus(r[2])
+    for i in _TIME_COLUMNS:
+        r[i] = _time(r[i])
+    return RunRecord(*r)
+
+
+def item_from_row(r: Sequence[Any]) -> InboxItem:
+    return InboxItem(r[0], r[1], InboxKind(r[2]), r[3], r[4], r[5], float(r[6]), r[7])
+
+
+def entry_from_row(r: Sequence[Any]) -> JournalEntry:
+    return JournalEntry(r[0], r[1], EntryKind(r[2]), r[3], r[4], float(r[5]), r[6], bool(r[7]))

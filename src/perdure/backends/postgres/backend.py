@@ -27,7 +27,6 @@ from ...records import (
     Checkpoint,
     CheckpointResult,
     Claim,
-    EntryKind,
     InboxItem,
     InboxKind,
     JournalEntry,
@@ -47,6 +46,9 @@ from ..rules import (
     deadline_item,
     decode_cursor,
     encode_cursor,
+    entry_from_row,
+    item_from_row,
+    run_from_row,
     wake_after,
 )
 from .queries import (
@@ -73,39 +75,6 @@ _ATTEMPTS = 8
 _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 
 _FINISHED = (Outcome.COMPLETED, Outcome.FAILED, Outcome.CANCELLED)
-
-
-def _run(r: Row) -> RunRecord:
-    return RunRecord(
-        r[0],
-        r[1],
-        RunStatus(r[2]),
-        r[3],
-        r[4],
-        r[5],
-        r[6],
-        r[7],
-        r[8],
-        r[9],
-        r[10],
-        r[11],
-        r[12],
-        r[13],
-        r[14],
-        r[15],
-        r[16],
-        r[17],
-        r[18],
-        r[19],
-    )
-
-
-def _item(r: Row) -> InboxItem:
-    return InboxItem(r[0], r[1], InboxKind(r[2]), r[3], r[4], r[5], r[6], r[7])
-
-
-def _entry(r: Row) -> JournalEntry:
-    return JournalEntry(r[0], r[1], EntryKind(r[2]), r[3], r[4], r[5], r[6], r[7])
 
 
 @dataclass
@@ -446,7 +415,7 @@ class PostgresBackend(Backend):
         if rows:
             if run.timeout is not None:
                 await self._add_inbox(c, deadline_item(run.id, start, run.timeout))
-            return _run(rows[0]), True
+            return run_from_row(rows[0]), True
         # Taken, perhaps by a transaction that committed after this statement began:
         # the next statement sees it.
         rec = await self._get(c, run.id)
@@ -455,11 +424,11 @@ class PostgresBackend(Backend):
 
     async def _get(self, c: Conn, run_id: str) -> RunRecord | None:
         rows = await _fetch(c, self._sql.get_run, (run_id,))
-        return _run(rows[0]) if rows else None
+        return run_from_row(rows[0]) if rows else None
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         rows = await self._rows(self._sql.get_run, (run_id,))
-        return _run(rows[0]) if rows else None
+        return run_from_row(rows[0]) if rows else None
 
     async def list_runs(self, filter: RunFilter, limit: int, cursor: str | None) -> RunPage:
         where: list[str] = ["TRUE"]
@@ -483,7 +452,7 @@ class PostgresBackend(Backend):
             where.append("(created_at, id) < (%s::float8, %s)")
             args.extend([created_at, run_id])
         sql = self._sql.list_runs.format(where=" AND ".join(where))
-        rows = [_run(r) for r in await self._rows(sql, (*args, limit + 1))]
+        rows = [run_from_row(r) for r in await self._rows(sql, (*args, limit + 1))]
         page = rows[:limit]
         more = len(rows) > limit
         return RunPage(page, encode_cursor(page[-1].created_at, page[-1].id) if more else None)
@@ -509,13 +478,14 @@ class PostgresBackend(Backend):
             if not rows:
                 return []
             recs = sorted(
-                (_run(r) for r in rows), key=lambda r: (r.wake_at or 0.0, r.created_at, r.id)
+                (run_from_row(r) for r in rows),
+                key=lambda r: (r.wake_at or 0.0, r.created_at, r.id),
             )
             # A separate statement, so it sees every message counted in the mailboxes
             # just read (a delivery that committed while the claim waited for nothing).
             due: dict[str, list[InboxItem]] = defaultdict(list)
             for r in await _fetch(c, self._sql.due_many, ([rec.id for rec in recs], now)):
-                due[r[1]].append(_item(r))
+                due[r[1]].append(item_from_row(r))
             return [Claim(rec, rec.lease_token, due[rec.id]) for rec in recs]
 
         return await self._transact(claim)
@@ -542,10 +512,10 @@ class PostgresBackend(Backend):
     # -- journal and inbox ---------------------------------------------------------------
 
     async def read_journal(self, run_id: str) -> list[JournalEntry]:
-        return [_entry(r) for r in await self._rows(self._sql.read_journal, (run_id,))]
+        return [entry_from_row(r) for r in await self._rows(self._sql.read_journal, (run_id,))]
 
     async def read_inbox(self, run_id: str, now: float) -> list[InboxItem]:
-        return [_item(r) for r in await self._rows(self._sql.due, (run_id, now))]
+        return [item_from_row(r) for r in await self._rows(self._sql.due, (run_id, now))]
 
     async def _add_inbox(self, c: Conn, item: NewInboxItem) -> bool:
         rows = await _fetch(
@@ -773,7 +743,7 @@ class PostgresBackend(Backend):
                     [cp.now for cp in finishing],
                 ),
             )
-            finished = {rec.id: rec for rec in map(_run, rows)}
+            finished = {rec.id: rec for rec in map(run_from_row, rows)}
         for cp in live:
             if cp.outcome is Outcome.HELD:
                 await c.execute(sql.hold, (cp.error, cp.run_id))
@@ -785,7 +755,7 @@ class PostgresBackend(Backend):
         if parking:
             pending: dict[str, list[InboxItem]] = defaultdict(list)
             for r in await _fetch(c, sql.pending, ([cp.run_id for cp in parking],)):
-                pending[r[1]].append(_item(r))
+                pending[r[1]].append(item_from_row(r))
             wakes = [
                 wake_after(
                     pending[cp.run_id], held[cp.run_id][0], cp.mailbox_seen, cp.now, cp.runnable
@@ -831,7 +801,7 @@ class PostgresBackend(Backend):
         rows = await _fetch(
             c, self._sql.finish, ([run_id], [status.value], [result], [error], [now])
         )
-        await self._notify_parent(c, _run(rows[0]), now)
+        await self._notify_parent(c, run_from_row(rows[0]), now)
 
     async def _notify_parent(self, c: Conn, rec: RunRecord, now: float) -> None:
         if rec.parent_id is not None:

@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 from ...records import InboxKind
-from ..rules import CARRIED_OVER
+from ..rules import CARRIED_OVER, ITEM_COLUMNS, JOURNAL_COLUMNS, RUN_COLUMNS
 
-RUN_COLUMNS = (
-    "id, workflow, status, input, result, error, parent_id, parent_pos, generation, "
-    "journal_len, created_at, started_at, updated_at, finished_at, wake_at, owner, "
-    "lease_token, lease_until, mailbox, recoveries"
-)
-ITEM_COLUMNS = "id, run_id, kind, pos, topic, payload, visible_at, key"
-JOURNAL_COLUMNS = "seq, pos, kind, name, payload, at, attempt, failed"
 ACTIVE = "('pending', 'running')"
 SCHEDULED = "(" + ", ".join(f"'{k.value}'" for k in InboxKind if k.scheduled) + ")"
 KEPT = "(" + ", ".join(f"'{k.value}'" for k in CARRIED_OVER) + ")"

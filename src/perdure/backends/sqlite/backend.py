@@ -18,7 +18,6 @@ from ...records import (
     Checkpoint,
     CheckpointResult,
     Claim,
-    EntryKind,
     InboxItem,
     InboxKind,
     JournalEntry,
@@ -33,64 +32,24 @@ from ...records import (
 from ..base import Backend, Feature
 from ..rules import (
     CARRIED_OVER,
+    ITEM_COLUMNS,
+    RUN_COLUMNS,
     cancel_error,
     cancels_at_once,
     child_outcome_item,
     deadline_item,
     decode_cursor,
     encode_cursor,
+    entry_from_row,
+    item_from_row,
+    run_from_row,
     wake_after,
 )
 
 T = TypeVar("T")
 
-_RUN_COLUMNS = (
-    "id, workflow, status, input, result, error, parent_id, parent_pos, generation, "
-    "journal_len, created_at, started_at, updated_at, finished_at, wake_at, owner, "
-    "lease_token, lease_until, mailbox, recoveries"
-)
 _ACTIVE = ("pending", "running")
 _SCHEDULED = ", ".join(f"'{k.value}'" for k in InboxKind if k.scheduled)
-
-
-def _time(value: Any) -> float | None:
-    # SQLite hands back a whole-number REAL as an int in some paths (RETURNING).
-    return None if value is None else float(value)
-
-
-def _run(row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
-    r = list(row)
-    for i in (10, 11, 12, 13, 14, 17):  # the time columns
-        r[i] = _time(r[i])
-    return RunRecord(
-        r[0],
-        r[1],
-        RunStatus(r[2]),
-        r[3],
-        r[4],
-        r[5],
-        r[6],
-        r[7],
-        r[8],
-        r[9],
-        r[10],
-        r[11],
-        r[12],
-        r[13],
-        r[14],
-        r[15],
-        r[16],
-        r[17],
-        r[18],
-        r[19],
-    )
-
-
-def _item(r: tuple[Any, ...]) -> InboxItem:
-    return InboxItem(r[0], r[1], InboxKind(r[2]), r[3], r[4], r[5], float(r[6]), r[7])
-
-
-_ITEM_COLUMNS = "id, run_id, kind, pos, topic, payload, visible_at, key"
 
 
 class SQLiteBackend(Backend):
@@ -327,9 +286,9 @@ class SQLiteBackend(Backend):
 
     def _get(self, c: sqlite3.Connection, run_id: str) -> RunRecord | None:
         row = c.execute(
-            f"SELECT {_RUN_COLUMNS} FROM perdure_runs WHERE id = ?", (run_id,)
+            f"SELECT {RUN_COLUMNS} FROM perdure_runs WHERE id = ?", (run_id,)
         ).fetchone()
-        return _run(row) if row else None
+        return run_from_row(row) if row else None
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         return await self._reading(lambda c: self._get(c, run_id))
@@ -356,12 +315,12 @@ class SQLiteBackend(Backend):
             where.append("(created_at, id) < (?, ?)")
             args.extend([created_at, run_id])
         sql = (
-            f"SELECT {_RUN_COLUMNS} FROM perdure_runs WHERE {' AND '.join(where)} "
+            f"SELECT {RUN_COLUMNS} FROM perdure_runs WHERE {' AND '.join(where)} "
             "ORDER BY created_at DESC, id DESC LIMIT ?"
         )
 
         def read(c: sqlite3.Connection) -> RunPage:
-            rows = [_run(r) for r in c.execute(sql, (*args, limit + 1)).fetchall()]
+            rows = [run_from_row(r) for r in c.execute(sql, (*args, limit + 1)).fetchall()]
             page = rows[:limit]
             more = len(rows) > limit
             return RunPage(page, encode_cursor(page[-1].created_at, page[-1].id) if more else None)
@@ -406,20 +365,20 @@ class SQLiteBackend(Backend):
                 "UPDATE perdure_runs SET owner = ?, lease_token = lease_token + 1, "
                 "lease_until = ?, started_at = COALESCE(started_at, ?), status = 'running', "
                 "updated_at = ?, recoveries = recoveries + (owner IS NOT NULL) "
-                f"WHERE id = ? RETURNING {_RUN_COLUMNS}",
+                f"WHERE id = ? RETURNING {RUN_COLUMNS}",
                 (owner, lease_until, now, now, run_id),
             ).fetchone()
-            rec = _run(row)
+            rec = run_from_row(row)
             claims.append(Claim(rec, rec.lease_token, self._due(c, run_id, now)))
         return claims
 
     def _due(self, c: sqlite3.Connection, run_id: str, now: float) -> list[InboxItem]:
         rows = c.execute(
-            f"SELECT {_ITEM_COLUMNS} FROM perdure_inbox WHERE run_id = ? AND consumed = 0 "
+            f"SELECT {ITEM_COLUMNS} FROM perdure_inbox WHERE run_id = ? AND consumed = 0 "
             f"AND (visible_at <= ? OR kind NOT IN ({_SCHEDULED})) ORDER BY id",
             (run_id, now),
         ).fetchall()
-        return [_item(r) for r in rows]
+        return [item_from_row(r) for r in rows]
 
     async def extend_leases(
         self, owner: str, leases: dict[str, int], lease_until: float
@@ -459,10 +418,7 @@ class SQLiteBackend(Backend):
                 "WHERE run_id = ? ORDER BY seq",
                 (run_id,),
             ).fetchall()
-            return [
-                JournalEntry(r[0], r[1], EntryKind(r[2]), r[3], r[4], float(r[5]), r[6], bool(r[7]))
-                for r in rows
-            ]
+            return [entry_from_row(r) for r in rows]
 
         return await self._reading(read)
 
@@ -639,9 +595,9 @@ class SQLiteBackend(Backend):
             )
         elif cp.release:
             pending = [
-                _item(r)
+                item_from_row(r)
                 for r in c.execute(
-                    f"SELECT {_ITEM_COLUMNS} FROM perdure_inbox WHERE run_id = ? AND consumed = 0 "
+                    f"SELECT {ITEM_COLUMNS} FROM perdure_inbox WHERE run_id = ? AND consumed = 0 "
                     "AND kind != 'signal'",
                     (cp.run_id,),
                 ).fetchall()
@@ -671,10 +627,10 @@ class SQLiteBackend(Backend):
         row = c.execute(
             "UPDATE perdure_runs SET status = ?, result = ?, error = ?, finished_at = ?, "
             "updated_at = ?, owner = NULL, lease_until = NULL, wake_at = NULL WHERE id = ? "
-            f"RETURNING {_RUN_COLUMNS}",
+            f"RETURNING {RUN_COLUMNS}",
             (status.value, result, error, now, now, run_id),
         ).fetchone()
-        rec = _run(row)
+        rec = run_from_row(row)
         if (
             rec.parent_id is not None
             and c.execute("SELECT 1 FROM perdure_runs WHERE id = ?", (rec.parent_id,)).fetchone()
