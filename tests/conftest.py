@@ -6,82 +6,40 @@ fails the run when CI=true, so a green CI means every backend was exercised.
 
 from __future__ import annotations
 
+import importlib
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
 import perdure
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-# Backends the kernel suite runs on. Server backends join this list as they land.
-BACKENDS = ["memory", "sqlite", "postgres"]
-
-# The test database; each test gets a schema of its own in it.
-POSTGRES_URL = os.environ.get(
-    "PERDURE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+# Backends the kernel suite runs on; PERDURE_TEST_BACKENDS=sqlite,postgres narrows it.
+ALL_BACKENDS = ["memory", "sqlite", "postgres"]
+BACKENDS = [
+    name.strip()
+    for name in os.environ.get("PERDURE_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",")
+    if name.strip()
+]
 
 
 def backend_url(name: str, tmp_path: Path) -> str:
-    """A fresh, empty store for one test. A PostgreSQL schema it names is dropped by
-    ``drop_store`` (the ``url`` fixture does that at teardown)."""
+    """A fresh, empty store for one test; ``drop_store`` removes it again."""
     if name == "memory":
         return "memory://"
     if name == "sqlite":
         return f"sqlite:///{tmp_path / 'perdure.db'}"
-    if name == "postgres":
-        postgres_admin()
-        separator = "&" if "?" in POSTGRES_URL else "?"
-        return f"{POSTGRES_URL}{separator}schema=t_{uuid.uuid4().hex}"
-    raise ValueError(name)
+    store: Any = importlib.import_module(f"stores.{name}")
+    return str(store.make_url())
 
 
-_admin: dict[str, Any] = {}
-
-
-def postgres_admin() -> Any:
-    """A connection to the test database (one per session), or ``unavailable``."""
-    conn = _admin.get("conn")
-    if conn is not None and not conn.closed:
-        return conn
-    if "error" in _admin:
-        unavailable(_admin["error"])
-    try:
-        import psycopg
-    except ImportError:
-        _admin["error"] = "PostgreSQL tests need psycopg: pip install -e '.[dev]'"
-        unavailable(_admin["error"])
-    try:
-        conn = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        _admin["error"] = f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}"
-        unavailable(_admin["error"])
-    _admin["conn"] = conn
-    return conn
-
-
-def drop_store(url: str) -> None:
-    """Drop the schema ``backend_url`` made for a PostgreSQL test (if it was created)."""
-    schema = dict(parse_qsl(urlsplit(url).query)).get("schema", "")
-    if not url.startswith("postgresql://") or not schema.startswith("t_"):
+def drop_store(name: str, url: str) -> None:
+    if name in ("memory", "sqlite"):
         return
-    conn = postgres_admin()
-    # A connection left open in a transaction by a failed test must not hang the run.
-    conn.execute("SET lock_timeout = '10s'")
-    conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
-def unavailable(reason: str) -> None:
-    """Skip locally, fail in CI."""
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true requires every backend)")
-    pytest.skip(reason)
+    store: Any = importlib.import_module(f"stores.{name}")
+    store.drop(url)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -93,7 +51,7 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 def url(backend_name: str, tmp_path: Path) -> Iterator[str]:
     store = backend_url(backend_name, tmp_path)
     yield store
-    drop_store(store)
+    drop_store(backend_name, store)
 
 
 @pytest.fixture(params=[True, False], ids=["cache", "nocache"])

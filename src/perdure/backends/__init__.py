@@ -1,13 +1,25 @@
-"""Backends, opened by URL: ``sqlite:///path.db``, ``postgresql://host/db``, ``memory://``."""
+"""Backends, opened by URL: ``sqlite:///path.db``, ``postgresql://host/db``,
+``mysql://host/db``, ``redis://host:6379/0``, ``memory://``."""
 
 from __future__ import annotations
 
+import importlib
 import os
 
 from ..errors import ConfigurationError
 from .base import Backend, Feature
 
 DEFAULT_URL = "sqlite:///perdure.db"
+
+# scheme -> (module, class, extra to install, driver packages that extra brings)
+_SCHEMES: dict[str, tuple[str, str, str | None, tuple[str, ...]]] = {
+    "memory": ("memory", "MemoryBackend", None, ()),
+    "sqlite": ("sqlite", "SQLiteBackend", None, ()),
+    "postgresql": ("postgres", "PostgresBackend", "postgres", ("psycopg", "psycopg_pool")),
+    "postgres": ("postgres", "PostgresBackend", "postgres", ("psycopg", "psycopg_pool")),
+}
+
+_KNOWN = "sqlite:///path.db, postgresql://host/db or memory://"
 
 
 def resolve_url(url: str | None) -> str:
@@ -18,34 +30,23 @@ def open_backend(url: str | None = None) -> Backend:
     """Create (not yet open) the backend for ``url`` or ``$PERDURE_DATABASE_URL``."""
     url = resolve_url(url)
     scheme = url.split(":", 1)[0].lower()
-    if scheme == "memory":
-        from .memory import MemoryBackend
-
-        return MemoryBackend()
-    if scheme == "sqlite":
-        from .sqlite import SQLiteBackend
-
-        return SQLiteBackend.from_url(url)
-    if scheme in ("postgresql", "postgres"):
-        try:
-            from .postgres import PostgresBackend
-        except ImportError as exc:
-            if (exc.name or "").split(".")[0] not in ("psycopg", "psycopg_pool"):
-                raise
+    if scheme not in _SCHEMES:
+        if scheme in ("mysql", "mariadb", "redis"):
             raise ConfigurationError(
-                f"the {scheme}:// backend needs psycopg 3: pip install 'perdure[postgres]'"
-            ) from exc
-
-        return PostgresBackend.from_url(url)
-    if scheme in ("mysql", "mariadb", "redis"):
+                f"the {scheme}:// backend is not available in this version of perdure; use {_KNOWN}"
+            )
+        raise ConfigurationError(f"unknown database URL scheme {scheme!r} in {url!r}; use {_KNOWN}")
+    module_name, class_name, extra, drivers = _SCHEMES[scheme]
+    try:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in drivers:
+            raise
         raise ConfigurationError(
-            f"the {scheme}:// backend is not available in this version of perdure; "
-            "use sqlite:///path.db, postgresql://host/db or memory://"
-        )
-    raise ConfigurationError(
-        f"unknown database URL scheme {scheme!r} in {url!r}; "
-        "use sqlite:///path.db, postgresql://host/db or memory://"
-    )
+            f"the {scheme}:// backend needs {exc.name}: pip install 'perdure[{extra}]'"
+        ) from exc
+    backend_class: type[Backend] = getattr(module, class_name)
+    return backend_class.from_url(url)
 
 
 __all__ = ["DEFAULT_URL", "Backend", "Feature", "open_backend", "resolve_url"]

@@ -37,10 +37,15 @@ class Feature(enum.Flag):
 
 
 class Backend(ABC):
-    """Storage for runs. Implementations: memory, sqlite (more to come)."""
+    """Storage for runs: memory, sqlite, postgres."""
 
     features: Feature = Feature.NONE
     url: str = ""
+
+    @classmethod
+    def from_url(cls, url: str) -> Backend:
+        """Build, not yet open, the backend a URL names (options in its query string)."""
+        return cls()
 
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Connect and apply pending migrations. Idempotent."""

@@ -1,0 +1,22 @@
+"""Fresh, empty stores for tests: one module per server backend.
+
+Each module offers ``make_url() -> str`` (a store nobody else uses, e.g. a schema
+or a key prefix of its own, creating what must exist first) and ``drop(url)``
+(removes what ``make_url`` made). A module calls ``unavailable`` when its server
+cannot be reached: the test is skipped locally and fails in CI.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(reason: str) -> None:
+    """Skip locally, fail in CI."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true requires every backend)")
+    pytest.skip(reason)
