@@ -21,14 +21,17 @@ from .errors import (
     RegistrationError,
     RunCancelled,
     RunConflict,
+    RunExists,
     RunFailed,
     RunNotFound,
+    RunStateError,
+    RunTerminated,
     SerializationError,
     StepError,
     StepTimeout,
     WorkflowSandboxError,
 )
-from .records import RunStatus
+from .records import IdPolicy, RunStatus
 from .retry import Retry
 from .worker import Worker
 from .workflow.api import (
@@ -60,6 +63,7 @@ __all__ = [
     "ConfigurationError",
     "ErrorInfo",
     "Handle",
+    "IdPolicy",
     "LeaseLost",
     "NonDeterminismError",
     "NonRetryableError",
@@ -69,10 +73,13 @@ __all__ = [
     "Retry",
     "RunCancelled",
     "RunConflict",
+    "RunExists",
     "RunFailed",
     "RunInfo",
     "RunNotFound",
+    "RunStateError",
     "RunStatus",
+    "RunTerminated",
     "SerializationError",
     "StepError",
     "StepFunction",

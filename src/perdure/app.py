@@ -11,15 +11,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar, overload
 
+from . import operations
 from .backends import open_backend, resolve_url
 from .backends.base import Backend, Feature
 from .client import Handle, RunInfo, SyncHandle, raise_for
 from .clock import Clock
 from .codec import Codec, Payloads
-from .errors import ConfigurationError, RegistrationError, RunConflict
+from .errors import ConfigurationError, RegistrationError, RunConflict, RunExists
 from .hub import Hub
+from .operations import default_actor
 from .portal import Portal
-from .records import NewRun, RunFilter, RunRecord, RunStatus
+from .records import IdPolicy, NewRun, RunFilter, RunRecord, RunStatus
 from .retry import Retry, seconds
 from .worker import Worker
 from .workflow.definition import StepDecorator, StepFunction, WorkflowFunction
@@ -45,6 +47,8 @@ class App:
         lease_ttl: float = 15.0,
         poll_interval: float | None = None,
         sticky_cache: bool = True,
+        max_recoveries: int | None = 10,
+        retention: float | timedelta | None = None,
     ) -> None:
         self.url = resolve_url(url)
         self.backend: Backend = open_backend(self.url)
@@ -55,6 +59,12 @@ class App:
         multi = Feature.MULTI_PROCESS in self.backend.features
         self.poll_interval = poll_interval if poll_interval is not None else (0.2 if multi else 1.0)
         self.sticky_cache = sticky_cache
+        if max_recoveries is not None and max_recoveries < 0:
+            raise ValueError("max_recoveries must be >= 0, or None for no limit")
+        self.max_recoveries = max_recoveries
+        self.retention = seconds(retention) if retention is not None else None
+        if self.retention is not None and self.retention <= 0:
+            raise ValueError("retention must be a positive duration, or None to keep runs")
         self.workflows: dict[str, WorkflowFunction[..., Any]] = {}
         self.steps: dict[str, StepFunction[..., Any]] = {}
         self._opened = False
@@ -235,15 +245,20 @@ class App:
         id: str | None = None,
         timeout: float | timedelta | None = None,
         delay: float | timedelta | None = None,
+        id_policy: IdPolicy | str = IdPolicy.USE_EXISTING,
         **kwargs: Any,
     ) -> Handle[R]:
         """Start a run of ``workflow`` and return its handle.
 
-        Idempotent by ``id``: starting an id that exists returns the existing run's
-        handle (same run, same result); raises RunConflict if that id belongs to
-        another workflow. Arguments are encoded before anything is written; a value
-        that cannot be encoded raises SerializationError and nothing is stored.
+        What an ``id`` that is taken means is ``id_policy``'s call: by default
+        (``use_existing``) the start is idempotent and returns the existing run's
+        handle; ``reject`` raises RunExists; ``replace_ended`` and ``replace_failed``
+        delete an ended (or ended-unsuccessfully) run and start anew under its id. A
+        taken id of another workflow raises RunConflict. Arguments are encoded before
+        anything is written; a value that cannot be encoded raises SerializationError
+        and nothing is stored.
         """
+        policy = IdPolicy(id_policy)
         wf = self._resolve(workflow)
         data = self.payloads.encode_call(wf.fn, args, kwargs)
         run_id = id if id is not None else uuid.uuid4().hex
@@ -256,11 +271,15 @@ class App:
         now = self.clock.now()
         limit = seconds(timeout) if timeout is not None else wf.timeout
         start_at = now + (seconds(delay) or 0.0) if delay is not None else None
-        rec, created = await self.backend.create_run(
-            NewRun(run_id, wf.name, data, now, timeout=limit, start_at=start_at)
-        )
+        new = NewRun(run_id, wf.name, data, now, timeout=limit, start_at=start_at)
+        rec, created = await self.backend.create_run(new)
         if not created and rec.workflow != wf.name:
             raise RunConflict(run_id, rec.workflow, wf.name)
+        if not created and policy is IdPolicy.REJECT:
+            raise RunExists(run_id, rec.status)
+        if not created and policy.replaces(rec.status):
+            await self.backend.purge_runs(float("inf"), 1, run_id)
+            rec, created = await self.backend.create_run(new)
         if created:
             self.hub.work()
         return Handle(self, run_id)
@@ -299,6 +318,47 @@ class App:
             if page.cursor is None:
                 return
             cursor = page.cursor
+
+    # -- operating runs ----------------------------------------------------------------------
+
+    async def pause(self, run_id: str, reason: str = "", *, by: str | None = None) -> bool:
+        """Pause a pending or running run: steps in flight finish and are recorded,
+        nothing new starts until ``resume``. Returns False if it was paused already."""
+        return await operations.pause(self, run_id, by or default_actor(), reason)
+
+    async def resume(self, run_id: str, reason: str = "", *, by: str | None = None) -> bool:
+        """Resume a paused run, or bring back a cancelled or terminated one from where
+        it stopped. Returns False if it was neither."""
+        return await operations.resume(self, run_id, by or default_actor(), reason)
+
+    async def retry(self, run_id: str, reason: str = "", *, by: str | None = None) -> Handle[Any]:
+        """Retry a failed, cancelled, terminated, dead-lettered or held run from the
+        step that ended it: recorded steps are not run again; the failed step gets a
+        fresh set of attempts. Returns its handle."""
+        await operations.retry(self, run_id, by or default_actor(), reason)
+        return Handle(self, run_id)
+
+    async def terminate(self, run_id: str, reason: str = "", *, by: str | None = None) -> bool:
+        """End a run at once, without its cleanup (unlike ``cancel``); in-flight steps'
+        results are discarded and unfinished children are terminated. Returns False if
+        it had already ended."""
+        return await operations.terminate(self, run_id, by or default_actor(), reason)
+
+    async def fork(
+        self, run_id: str, from_step: int, *, id: str | None = None, by: str | None = None
+    ) -> Handle[Any]:
+        """Start a new run that reuses what ``run_id`` recorded at positions before
+        ``from_step`` (see its journal) and runs the rest again. The original is
+        untouched. Returns the new run's handle."""
+        new_id = id if id is not None else uuid.uuid4().hex
+        await operations.fork(self, run_id, from_step, new_id, by or default_actor())
+        return Handle(self, new_id)
+
+    async def purge(self, older_than: float | timedelta) -> int:
+        """Delete runs that ended more than ``older_than`` ago, with their journals;
+        runs that have not ended are never touched. Returns how many were deleted."""
+        cutoff = self.clock.now() - (seconds(older_than) or 0.0)
+        return await operations.purge(self, cutoff)
 
     def _outcome(self, rec: RunRecord) -> Any:
         if rec.status is RunStatus.COMPLETED:

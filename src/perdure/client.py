@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .clock import to_datetime
-from .errors import ErrorInfo, RunCancelled, RunFailed, RunNotFound
+from .errors import ErrorInfo, RunCancelled, RunFailed, RunNotFound, RunTerminated
 from .records import InboxKind, NewInboxItem, RunRecord, RunStatus
 from .retry import seconds
 
@@ -39,7 +39,7 @@ class RunInfo:
     finished_at: datetime | None
     parent_id: str | None
     error: ErrorInfo | None
-    recoveries: int  # times a worker took it over after another's lease expired
+    recoveries: int  # takeovers after a lost worker in a row, with no progress since
     generation: int  # times it continued as new
     journal_len: int
 
@@ -157,6 +157,10 @@ class Handle(Generic[R]):
         cancelled too. Returns False if it had already finished or been cancelled."""
         app = self._app
         await app.open()
+        rec = await self._record()
+        if rec.status is RunStatus.PAUSED:
+            # A paused run could not run its cleanup: let it go on, then cancel it.
+            await app.resume(self.id, f"to cancel it: {reason}")
         item = NewInboxItem(
             self.id, InboxKind.CANCEL, app.clock.now(), payload=reason.encode(), key="cancel"
         )
@@ -165,6 +169,22 @@ class Handle(Generic[R]):
             app.hub.message(self.id)
             app.hub.changed(self.id)
         return delivered
+
+    async def pause(self, reason: str = "", *, by: str | None = None) -> bool:
+        """See :meth:`App.pause`."""
+        return await self._app.pause(self.id, reason, by=by)
+
+    async def resume(self, reason: str = "", *, by: str | None = None) -> bool:
+        """See :meth:`App.resume`."""
+        return await self._app.resume(self.id, reason, by=by)
+
+    async def retry(self, reason: str = "", *, by: str | None = None) -> None:
+        """See :meth:`App.retry`."""
+        await self._app.retry(self.id, reason, by=by)
+
+    async def terminate(self, reason: str = "", *, by: str | None = None) -> bool:
+        """See :meth:`App.terminate`."""
+        return await self._app.terminate(self.id, reason, by=by)
 
     @property
     def sync(self) -> SyncHandle[R]:
@@ -202,10 +222,24 @@ class SyncHandle(Generic[R]):
     def cancel(self, reason: str = "cancelled by request") -> bool:
         return self._call(self._handle.cancel(reason))  # type: ignore[no-any-return]
 
+    def pause(self, reason: str = "", *, by: str | None = None) -> bool:
+        return self._call(self._handle.pause(reason, by=by))  # type: ignore[no-any-return]
+
+    def resume(self, reason: str = "", *, by: str | None = None) -> bool:
+        return self._call(self._handle.resume(reason, by=by))  # type: ignore[no-any-return]
+
+    def retry(self, reason: str = "", *, by: str | None = None) -> None:
+        self._call(self._handle.retry(reason, by=by))
+
+    def terminate(self, reason: str = "", *, by: str | None = None) -> bool:
+        return self._call(self._handle.terminate(reason, by=by))  # type: ignore[no-any-return]
+
 
 def raise_for(rec: RunRecord) -> None:
     """Raise the error a finished, unsuccessful run stored."""
     error = ErrorInfo.from_bytes(rec.error)
     if rec.status is RunStatus.CANCELLED:
         raise RunCancelled(rec.id, error)
+    if rec.status is RunStatus.TERMINATED:
+        raise RunTerminated(rec.id, error)
     raise RunFailed(rec.id, error)

@@ -111,6 +111,28 @@ class RunConflict(PerdureError):
         self.requested_workflow = requested
 
 
+class RunExists(PerdureError):
+    """Started with ``id_policy="reject"`` under an id that is taken."""
+
+    def __init__(self, run_id: str, status: str) -> None:
+        super().__init__(
+            f"run {run_id!r} already exists (status {status}); choose another id, or start "
+            "with id_policy='use_existing' to get its handle"
+        )
+        self.run_id = run_id
+        self.status = status
+
+
+class RunStateError(PerdureError):
+    """The run's status does not allow the operation asked for; nothing was changed."""
+
+    def __init__(self, run_id: str, status: str, operation: str, hint: str) -> None:
+        super().__init__(f"cannot {operation} run {run_id!r}: it is {status}; {hint}")
+        self.run_id = run_id
+        self.status = status
+        self.operation = operation
+
+
 class LeaseLost(PerdureError):
     """This worker no longer owns the run; its write was rejected."""
 
@@ -152,6 +174,15 @@ class RunCancelled(RunFailed):
 
     def __init__(self, run_id: str, error: ErrorInfo) -> None:
         PerdureError.__init__(self, f"run {run_id!r} was cancelled: {error.message}")
+        self.run_id = run_id
+        self.error = error
+
+
+class RunTerminated(RunFailed):
+    """The awaited run was terminated by an operator (its cleanup did not run)."""
+
+    def __init__(self, run_id: str, error: ErrorInfo) -> None:
+        PerdureError.__init__(self, f"run {run_id!r} was terminated: {error.message}")
         self.run_id = run_id
         self.error = error
 

@@ -17,10 +17,44 @@ class RunStatus(enum.StrEnum):
     FAILED = "failed"  # raised; the error is stored
     CANCELLED = "cancelled"  # cancelled by request or by its timeout
     HELD = "held"  # stopped by a non-determinism error; waits for an operator
+    PAUSED = "paused"  # an operator paused it: it starts nothing until resumed
+    TERMINATED = "terminated"  # ended at once by an operator, without its cleanup
+    DEAD_LETTER = "dead_letter"  # its workers died on it too often; waits for a retry
 
     @property
     def is_terminal(self) -> bool:
-        return self in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+        """Ended: nothing runs it again unless an operator retries it."""
+        return self in _TERMINAL
+
+    @property
+    def is_active(self) -> bool:
+        """A worker may claim it when it is due."""
+        return self in (RunStatus.PENDING, RunStatus.RUNNING)
+
+
+_TERMINAL = {
+    RunStatus.COMPLETED,
+    RunStatus.FAILED,
+    RunStatus.CANCELLED,
+    RunStatus.TERMINATED,
+    RunStatus.DEAD_LETTER,
+}
+
+
+class IdPolicy(enum.StrEnum):
+    """What starting a run under an id that is taken does."""
+
+    USE_EXISTING = "use_existing"  # return the existing run's handle (idempotent start)
+    REJECT = "reject"  # raise RunExists
+    REPLACE_ENDED = "replace_ended"  # start anew if the existing run ended, however
+    REPLACE_FAILED = "replace_failed"  # start anew if it ended other than completed
+
+    def replaces(self, status: RunStatus) -> bool:
+        if self is IdPolicy.REPLACE_ENDED:
+            return status.is_terminal
+        if self is IdPolicy.REPLACE_FAILED:
+            return status.is_terminal and status is not RunStatus.COMPLETED
+        return False
 
 
 class EntryKind(enum.StrEnum):
@@ -37,6 +71,8 @@ class EntryKind(enum.StrEnum):
     EVENT = "event"  # set_event(key, value)
     PATCH = "patch"  # patched(change_id) took the new branch
     CANCEL = "cancel"  # delivered: cancellation was requested
+    CONTROL = "control"  # an operator's action (name: pause, resume, retry, terminate, fork)
+    LOG = "log"  # a line a step wrote through perdure.logger
 
     @property
     def delivered(self) -> bool:
@@ -55,6 +91,8 @@ class InboxKind(enum.StrEnum):
     CHILD = "child"  # the child started at ``pos`` finished (payload: outcome)
     CANCEL = "cancel"  # cancellation requested (payload: reason)
     DEADLINE = "deadline"  # the run's own timeout is due at ``visible_at``
+    PAUSE = "pause"  # an operator paused the run (payload: who and why)
+    RESUME = "resume"  # an operator resumed it (payload: who and why)
 
     @property
     def scheduled(self) -> bool:
@@ -116,6 +154,9 @@ class NewRun:
     parent_pos: int = -1
     timeout: float | None = None  # seconds from the first start; a DEADLINE item
     start_at: float | None = None  # delayed start (defaults to created_at)
+    # A fork starts with a journal and events taken from another run (seq from 0).
+    journal: tuple[JournalEntry, ...] = ()
+    events: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -204,6 +245,34 @@ class Checkpoint:
 class CheckpointResult:
     applied: bool  # False: the lease was lost; nothing was written
     mailbox: int  # the run's mailbox counter after the write
+
+
+@dataclass(frozen=True)
+class RunChange:
+    """An operator's change to one run, applied atomically by ``Backend.change_run``.
+
+    It applies only while the run's status is in ``expect``. ``fence`` ends any lease
+    (a new token, no owner), so the worker holding the run can write nothing more;
+    only then may the journal be rewritten: ``truncate_from`` deletes entries from
+    that seq on (and the run's consumed inbox items, which only mattered to them),
+    and ``entries`` are appended at the end (their ``seq`` assigned by the backend).
+    A terminal ``status`` ends the run with ``error`` and tells a parent; any other
+    clears the outcome, and with ``wake`` makes the run due now.
+    """
+
+    run_id: str
+    expect: frozenset[RunStatus]
+    status: RunStatus
+    fence: bool = False
+    truncate_from: int | None = None
+    entries: tuple[JournalEntry, ...] = ()
+    error: bytes | None = None
+    inbox: tuple[NewInboxItem, ...] = ()
+    wake: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.truncate_from is not None or self.entries) and not self.fence:
+            raise ValueError("the journal may only be rewritten behind a fence")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -53,7 +54,8 @@ def _pause(seed: int) -> float:
 
 
 def build(url: str) -> perdure.App:
-    app = perdure.App(url, lease_ttl=1.0, poll_interval=0.05)
+    recoveries = int(os.environ.get("CRASHAPP_MAX_RECOVERIES", "10"))
+    app = perdure.App(url, lease_ttl=1.0, poll_interval=0.05, max_recoveries=recoveries)
 
     # -- crash safety: 8 steps in 5 stages, with gathers and durable sleeps -----------
 
@@ -221,6 +223,19 @@ def build(url: str) -> perdure.App:
         await once(0)
         await perdure.sleep(1.0)
         return await gated(gate)
+
+    # -- B5: a step that kills its worker until it is cured ------------------------------
+
+    @app.step()
+    def fatal(x: int) -> int:
+        log_line("start")
+        if not (_dir() / "cured").exists():
+            os.kill(os.getpid(), signal.SIGKILL)
+        return x + 1
+
+    @app.workflow()
+    async def poison(x: int) -> int:
+        return await fatal(x)
 
     return app
 

@@ -109,7 +109,7 @@ class Cluster:
 
     # -- processes ------------------------------------------------------------------------
 
-    def spawn(self, *options: str) -> Worker:
+    def spawn(self, *options: str, env: dict[str, str] | None = None) -> Worker:
         n = len(self.workers)
         output = self.directory / f"worker-{n}.out"
         with output.open("wb") as out:
@@ -127,7 +127,7 @@ class Cluster:
                     *options,
                 ],
                 cwd=REPO,
-                env=child_env(self.directory),
+                env={**child_env(self.directory), **(env or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

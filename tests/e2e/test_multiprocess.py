@@ -175,10 +175,10 @@ async def test_two_workers_never_run_one_run_at_once_and_take_over_after_a_kill(
                 overlap = a_start < b_end and b_start < a_end
                 assert a_pid == b_pid or not overlap, f"{run_id} ran on two workers at once"
 
-    # The runs the victim held were taken over by the survivor.
+    # The runs the victim held were taken over by the survivor (their recovery count
+    # went back to 0 as they made progress there).
     for run_id in cut_short:
-        info = await cluster.app.handle(run_id).info()
-        assert info.recoveries >= 1
+        assert (await cluster.app.handle(run_id).info()).recoveries == 0
         assert any(
             line.pid == survivor.pid and line.at > victim.killed_at
             for line in starts(lines)
@@ -416,3 +416,32 @@ async def test_a_worker_holds_no_more_runs_than_its_concurrency_when_resuming(
     cluster.gate("gate")
     for handle in handles:
         assert await handle.result(timeout=60) == "done"
+
+
+async def test_b5_a_run_that_kills_its_worker_every_time_is_dead_lettered(
+    cluster: Cluster,
+) -> None:
+    """After max_recoveries takeovers without progress the run is not dispatched again;
+    once the cause is fixed, an operator's retry completes it."""
+    handle = await cluster.app.start("poison", 1, id="poison")
+    env = {"CRASHAPP_MAX_RECOVERIES": "2"}
+    for _ in range(3):  # the first claim and two recoveries each die in the step
+        worker = cluster.spawn(env=env)
+        assert worker.proc.wait(timeout=60) == -signal.SIGKILL
+    survivor = cluster.spawn(env=env)
+
+    async def dead() -> bool:
+        return await handle.status() is perdure.RunStatus.DEAD_LETTER
+
+    await eventually(dead, what="the run to be dead-lettered")
+    info = await handle.info()
+    assert info.error is not None and info.error.type == "DeadLetter"
+    assert len(starts(cluster.log())) == 3
+    await asyncio.sleep(1.5)  # a lease's length: nobody picks it up again
+    cluster.assert_alive(survivor)
+    assert len(starts(cluster.log())) == 3
+
+    cluster.gate("cured")
+    await cluster.app.retry("poison", "fixed the crash", by="oncall")
+    assert await handle.result(timeout=30) == 2
+    assert len(starts(cluster.log())) == 4

@@ -22,6 +22,7 @@ from ..records import (
     JournalEntry,
     NewInboxItem,
     NewRun,
+    RunChange,
     RunFilter,
     RunPage,
     RunRecord,
@@ -69,12 +70,21 @@ class Backend(ABC):
 
     @abstractmethod
     async def claim_runs(
-        self, owner: str, limit: int, now: float, lease_until: float, workflows: Sequence[str]
+        self,
+        owner: str,
+        limit: int,
+        now: float,
+        lease_until: float,
+        workflows: Sequence[str],
+        max_recoveries: int | None = None,
     ) -> list[Claim]:
-        """Lease up to ``limit`` runs of ``workflows`` that need a worker (due ``wake_at``,
-        no live lease).
+        """Lease up to ``limit`` runs of ``workflows`` that need a worker (pending or
+        running, due ``wake_at``, no live lease).
         Increments each lease token, marks pending runs running, counts recoveries of
-        expired leases, and returns each run's due inbox items."""
+        expired leases, and returns each run's due inbox items. A run whose lease
+        expired after ``max_recoveries`` recoveries in a row is not claimed but ends
+        as ``dead_letter`` (telling its parent); a checkpoint that records journal
+        entries resets the count."""
 
     @abstractmethod
     async def read_journal(self, run_id: str) -> list[JournalEntry]:
@@ -110,6 +120,20 @@ class Backend(ABC):
     @abstractmethod
     async def get_event(self, run_id: str, key: str) -> bytes | None:
         """The last value set for ``key`` by the run, or None."""
+
+    @abstractmethod
+    async def change_run(self, change: RunChange, now: float) -> tuple[RunRecord, bool]:
+        """Apply an operator's change (see ``RunChange``) as one transaction. Returns the
+        run afterwards and whether the change applied (False: the run's status was not
+        in ``change.expect``; nothing was written). Raises RunNotFound."""
+
+    @abstractmethod
+    async def purge_runs(
+        self, finished_before: float, limit: int, run_id: str | None = None
+    ) -> list[str]:
+        """Delete up to ``limit`` ended runs (terminal status) that finished before the
+        cutoff, with their journals, inboxes and events; only ``run_id`` if given.
+        Returns the ids deleted. A run that has not ended is never touched."""
 
     @abstractmethod
     async def next_wake_at(self) -> float | None:

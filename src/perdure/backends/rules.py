@@ -69,6 +69,20 @@ def cancels_at_once(status: RunStatus, owner: str | None) -> bool:
     return (status is RunStatus.PENDING and owner is None) or status is RunStatus.HELD
 
 
+def dead_letter_error(recoveries: int) -> bytes:
+    text = (
+        f"the workers running it were lost {recoveries + 1} times in a row without progress; "
+        "find the cause (a crash, a kill by the OOM killer), then retry the run"
+    )
+    return json.dumps({"type": "DeadLetter", "message": text, "traceback": ""}).encode()
+
+
+def dead_letters(recoveries: int, owner: str | None, max_recoveries: int | None) -> bool:
+    """A claim that would recover an expired lease once more than allowed dead-letters
+    the run instead."""
+    return owner is not None and max_recoveries is not None and recoveries >= max_recoveries
+
+
 def cancel_error(reason: bytes | None) -> bytes:
     text = reason.decode() if reason else "cancelled"
     return json.dumps({"type": "Cancelled", "message": text, "traceback": ""}).encode()

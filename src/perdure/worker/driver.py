@@ -78,8 +78,8 @@ class RunDriver:
             if inst.nondeterminism is not None:
                 await self._hold()
                 return
-            held_back = worker.stopping and not inst.finished
-            # Shutting down: start nothing new, and hand the run back.
+            held_back = (worker.stopping or inst.paused) and not inst.finished
+            # Shutting down or paused: start nothing new, and hand the run back.
             to_start = [] if inst.finished or held_back else self._steps_to_start(now)
             release = not inst.finished and not self.inflight and not to_start
             writes = inst.take_writes()
@@ -96,7 +96,8 @@ class RunDriver:
                 new_input=inst.new_input,
                 release=release,
                 mailbox_seen=self.mailbox_seen,
-                # Steps left unstarted by a shutdown: another worker should go on at once.
+                # Steps left unstarted by a shutdown: another worker should go on at once
+                # (a paused run is not claimed until it is resumed).
                 runnable=held_back and self._has_unstarted_steps(),
             )
             if not cp.is_empty():
@@ -287,8 +288,10 @@ class RunDriver:
             error = ErrorInfo.from_exception(exc)
         except Exception as exc:
             error = ErrorInfo.from_exception(exc)
-            if step.retry.should_retry(exc, attempt):
-                retry_at = worker.clock.now() + step.retry.delay(attempt)
+            # An operator's retry gives the step a fresh set of attempts.
+            counted = attempt - op.attempt_base
+            if step.retry.should_retry(exc, counted):
+                retry_at = worker.clock.now() + step.retry.delay(counted)
         self.inflight.pop(op.pos, None)
         done_at = worker.clock.now()
         self.results.append(_Attempt(op, attempt, value, error, retry_at, consumed, done_at))

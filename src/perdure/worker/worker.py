@@ -34,11 +34,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("perdure.worker")
 
 _MAX_WAKES = 4096
+RETENTION_INTERVAL = 600.0  # seconds between purges of old runs, at most
 
 
 @dataclass
 class _Cached:
     instance: WorkflowInstance
+    token: int  # the lease it was parked under: the next claim must be the very next
     journal_len: int
     generation: int
     parked_at: float
@@ -98,6 +100,10 @@ class Worker:
             asyncio.create_task(self._claim_loop(), name="perdure-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="perdure-heartbeat"),
         ]
+        if self.app.retention is not None:
+            self._tasks.append(
+                asyncio.create_task(self._retention_loop(self.app.retention), name="perdure-purge")
+            )
         self.app.hub.add_worker(self)
         log.info("worker %s started (%s)", self.id, self.backend.url)
 
@@ -220,6 +226,7 @@ class Worker:
                         looked_at,
                         looked_at + self.lease_ttl,
                         self.app.workflow_names(),
+                        self.app.max_recoveries,
                     )
                 except Exception:
                     log.exception("claiming runs failed; retrying")
@@ -239,6 +246,18 @@ class Worker:
                 timeout = max(0.0, min(timeout, self._wakes[0] - self.clock.now()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _retention_loop(self, keep: float) -> None:
+        """Delete runs that ended more than ``keep`` seconds ago, now and then. Every
+        worker does it; deleting is idempotent, so they need not agree who."""
+        while not self.stopping:
+            try:
+                gone = await self.app.purge(keep)
+                if gone:
+                    log.info("retention: deleted %d runs that ended over %g s ago", gone, keep)
+            except Exception:
+                log.exception("retention: deleting old runs failed; trying again later")
+            await asyncio.sleep(min(keep / 10, RETENTION_INTERVAL))
 
     def _begin(self, claim: Claim) -> None:
         run = claim.run
@@ -279,7 +298,9 @@ class Worker:
         cached = self._cache.pop(run.id, None)
         if cached is not None:
             usable = not cached.instance.finished and not cached.instance.loop.is_closed()
-            if usable and (cached.journal_len, cached.generation) == (
+            # Another claim or an operator's change (which fences) moves the token on.
+            if usable and (cached.token + 1, cached.journal_len, cached.generation) == (
+                claim.token,
                 run.journal_len,
                 run.generation,
             ):
@@ -332,6 +353,7 @@ class Worker:
         if keep:
             self._cache[driver.run_id] = _Cached(
                 driver.instance,
+                driver.token,
                 driver.instance.committed,
                 driver.instance.generation,
                 time.monotonic(),

@@ -73,6 +73,7 @@ class Operation:
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0  # failed attempts recorded so far
+    attempt_base: int = 0  # attempts made before an operator's retry; they do not count
     timer: asyncio.TimerHandle | None = None
     topic: str | None = None
     child_id: str | None = None
@@ -103,6 +104,11 @@ class WorkflowInstance:
             if entry.pos >= 0:
                 self._recorded.setdefault(entry.pos, []).append(entry)
         self._patches = {e.name for e in journal if e.kind is EntryKind.PATCH}
+        controls = [e for e in journal if e.kind is EntryKind.CONTROL]
+        # Paused by an operator (and not resumed since): start no steps.
+        self.paused = bool(controls) and controls[-1].name == "pause"
+        retries = [e.seq for e in controls if e.name in ("retry", "resume")]
+        self._retried_at = retries[-1] if retries else -1
         self._last_recorded_pos = max((e.pos for e in journal), default=-1)
         self._replay = deque(e for e in journal if e.kind.delivered)
         self.ops: dict[int, Operation] = {}
@@ -274,7 +280,8 @@ class WorkflowInstance:
         self, step: StepFunction[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> asyncio.Future[Any]:
         pos = self._take_pos(EntryKind.STEP, step.name)
-        attempts = sum(1 for e in self._recorded.get(pos, ()) if e.kind is EntryKind.STEP_ATTEMPT)
+        tried = [e.seq for e in self._recorded.get(pos, ()) if e.kind is EntryKind.STEP_ATTEMPT]
+        attempts = len(tried)
         op = Operation(
             pos,
             EntryKind.STEP,
@@ -284,6 +291,7 @@ class WorkflowInstance:
             args=args,
             kwargs=kwargs,
             attempts=attempts,
+            attempt_base=sum(1 for seq in tried if seq < self._retried_at),
         )
         self._track(op)
         self._dispatch.append(op)
@@ -451,6 +459,7 @@ class WorkflowInstance:
             return
         self.cancel_requested = True
         self._cancel_reason = reason
+        self.paused = False  # its cleanup may run steps
         for child_id in self.live_children:
             self._cancel_runs.append((child_id, "parent run cancelled"))
         if self._main is not None and not self._main.done():
@@ -534,6 +543,11 @@ class WorkflowInstance:
                 "timed out" if item.kind is InboxKind.DEADLINE else "cancelled"
             )
             entry = self._append(-1, EntryKind.CANCEL, reason, None)
+        elif item.kind in (InboxKind.PAUSE, InboxKind.RESUME):
+            self.paused = item.kind is InboxKind.PAUSE
+            self._append(-1, EntryKind.CONTROL, item.kind.value, item.payload)
+            self._consumed.append(item.id)
+            return True
         else:
             return False  # RETRY items are the worker's business
         self._consumed.append(item.id)

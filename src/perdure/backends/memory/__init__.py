@@ -22,6 +22,7 @@ from ...records import (
     NewInboxItem,
     NewRun,
     Outcome,
+    RunChange,
     RunFilter,
     RunPage,
     RunRecord,
@@ -33,6 +34,8 @@ from ..rules import (
     cancel_error,
     cancels_at_once,
     child_outcome_item,
+    dead_letter_error,
+    dead_letters,
     deadline_item,
     decode_cursor,
     encode_cursor,
@@ -99,10 +102,12 @@ class MemoryBackend(Backend):
             mailbox=0,
             recoveries=0,
         )
-        self._runs[run.id] = _Run(rec)
+        self._runs[run.id] = _Run(rec, list(run.journal), events=dict(run.events))
+        if run.journal:
+            self._runs[run.id].set(journal_len=len(run.journal))
         if run.timeout is not None:
             self._add_inbox(deadline_item(run.id, start, run.timeout))
-        return rec, True
+        return self._runs[run.id].rec, True
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         with self._lock:
@@ -123,7 +128,13 @@ class MemoryBackend(Backend):
     # -- leases -----------------------------------------------------------------------
 
     async def claim_runs(
-        self, owner: str, limit: int, now: float, lease_until: float, workflows: Sequence[str]
+        self,
+        owner: str,
+        limit: int,
+        now: float,
+        lease_until: float,
+        workflows: Sequence[str],
+        max_recoveries: int | None = None,
     ) -> list[Claim]:
         with self._lock:
             names = set(workflows)
@@ -131,9 +142,17 @@ class MemoryBackend(Backend):
                 r for r in self._runs.values() if r.rec.workflow in names and _claimable(r.rec, now)
             ]
             due.sort(key=lambda r: (r.rec.wake_at or 0.0, r.rec.created_at))
-            claims = []
-            for run in due[:limit]:
+            claims: list[Claim] = []
+            for run in due:
+                if len(claims) == limit:
+                    break
                 rec = run.rec
+                if dead_letters(rec.recoveries, rec.owner, max_recoveries):
+                    run.set(lease_token=rec.lease_token + 1, recoveries=rec.recoveries + 1)
+                    self._finish(
+                        run, RunStatus.DEAD_LETTER, None, dead_letter_error(rec.recoveries), now
+                    )
+                    continue
                 run.set(
                     owner=owner,
                     lease_token=rec.lease_token + 1,
@@ -234,6 +253,56 @@ class MemoryBackend(Backend):
             )
         return True
 
+    # -- operators --------------------------------------------------------------------
+
+    async def change_run(self, change: RunChange, now: float) -> tuple[RunRecord, bool]:
+        with self._lock:
+            run = self._runs.get(change.run_id)
+            if run is None:
+                raise RunNotFound(change.run_id)
+            if run.rec.status not in change.expect:
+                return run.rec, False
+            if change.fence:
+                run.set(owner=None, lease_until=None, lease_token=run.rec.lease_token + 1)
+            if change.truncate_from is not None:
+                del run.journal[change.truncate_from :]
+                run.inbox = [b for b in run.inbox if not b.consumed]
+            for entry in change.entries:
+                run.journal.append(dataclasses.replace(entry, seq=len(run.journal)))
+            run.set(journal_len=len(run.journal), updated_at=now)
+            for item in change.inbox:
+                if self._add_inbox(item):
+                    run.set(mailbox=run.rec.mailbox + 1)
+            if change.status.is_terminal:
+                self._finish(run, change.status, None, change.error, now)
+            else:
+                run.set(status=change.status, result=None, error=None, finished_at=None)
+                if change.fence:
+                    run.set(recoveries=0)
+                if change.wake:
+                    run.set(wake_at=now)
+            return run.rec, True
+
+    async def purge_runs(
+        self, finished_before: float, limit: int, run_id: str | None = None
+    ) -> list[str]:
+        with self._lock:
+            candidates = [self._runs[run_id]] if run_id in self._runs else []
+            if run_id is None:
+                candidates = list(self._runs.values())
+            ended = [
+                r.rec
+                for r in candidates
+                if r.rec.status.is_terminal
+                and r.rec.finished_at is not None
+                and r.rec.finished_at < finished_before
+            ]
+            ended.sort(key=lambda rec: rec.finished_at or 0.0)
+            gone = [rec.id for rec in ended[:limit]]
+            for key in gone:
+                del self._runs[key]
+            return gone
+
     async def get_event(self, run_id: str, key: str) -> bytes | None:
         with self._lock:
             run = self._runs.get(run_id)
@@ -263,6 +332,8 @@ class MemoryBackend(Backend):
             return CheckpointResult(False, run.rec.mailbox)
         run.journal.extend(cp.entries)
         run.set(journal_len=base + len(cp.entries), updated_at=cp.now)
+        if cp.entries:
+            run.set(recoveries=0)  # progress: the worker deaths so far were not this run's doing
         consumed = set(cp.consumed)
         for box in run.inbox:
             if box.item.id in consumed:

@@ -12,7 +12,7 @@ import re
 import threading
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -33,6 +33,7 @@ from ...records import (
     NewInboxItem,
     NewRun,
     Outcome,
+    RunChange,
     RunFilter,
     RunPage,
     RunRecord,
@@ -43,6 +44,7 @@ from ..rules import (
     cancel_error,
     cancels_at_once,
     child_outcome_item,
+    dead_letter_error,
     deadline_item,
     decode_cursor,
     encode_cursor,
@@ -415,6 +417,20 @@ class PostgresBackend(Backend):
         if rows:
             if run.timeout is not None:
                 await self._add_inbox(c, deadline_item(run.id, start, run.timeout))
+            if run.journal:
+                await self._append(c, [(run.id, e) for e in run.journal])
+                await c.execute(self._sql.set_journal_len, (len(run.journal), run.id))
+                await c.execute(
+                    self._sql.set_events,
+                    (
+                        [run.id] * len(run.events),
+                        [k for k, _ in run.events],
+                        [v for _, v in run.events],
+                    ),
+                )
+                rec = await self._get(c, run.id)
+                assert rec is not None
+                return rec, True
             return run_from_row(rows[0]), True
         # Taken, perhaps by a transaction that committed after this statement began:
         # the next statement sees it.
@@ -460,7 +476,13 @@ class PostgresBackend(Backend):
     # -- leases ---------------------------------------------------------------------------
 
     async def claim_runs(
-        self, owner: str, limit: int, now: float, lease_until: float, workflows: Sequence[str]
+        self,
+        owner: str,
+        limit: int,
+        now: float,
+        lease_until: float,
+        workflows: Sequence[str],
+        max_recoveries: int | None = None,
     ) -> list[Claim]:
         if not workflows or limit <= 0:
             return []
@@ -470,6 +492,12 @@ class PostgresBackend(Backend):
             return []
 
         async def claim(c: Conn) -> list[Claim]:
+            if max_recoveries is not None:
+                dead = await _fetch(c, self._sql.dead, (now, now, names, max_recoveries))
+                for run_id, recoveries in dead:
+                    await c.execute(self._sql.bury, (run_id,))
+                    error = dead_letter_error(recoveries)
+                    await self._finish(c, run_id, RunStatus.DEAD_LETTER, None, error, now)
             # SKIP LOCKED: runs another worker is claiming (or a writer holds) are left
             # to it, and this claim never waits on anyone.
             rows = await _fetch(
@@ -685,20 +713,7 @@ class PostgresBackend(Backend):
         # What each checkpoint writes to its own run, all runs at once.
         entries = [(cp.run_id, e) for cp in live for e in cp.entries]
         if entries:
-            await c.execute(
-                sql.append_journal,
-                (
-                    [r for r, _ in entries],
-                    [e.seq for _, e in entries],
-                    [e.pos for _, e in entries],
-                    [e.kind.value for _, e in entries],
-                    [e.name for _, e in entries],
-                    [e.payload for _, e in entries],
-                    [e.at for _, e in entries],
-                    [e.attempt for _, e in entries],
-                    [e.failed for _, e in entries],
-                ),
-            )
+            await self._append(c, entries)
         consumed = [(cp.run_id, i) for cp in live for i in cp.consumed]
         if consumed:
             await c.execute(sql.consume, ([r for r, _ in consumed], [i for _, i in consumed]))
@@ -784,6 +799,73 @@ class PostgresBackend(Backend):
                     )
             if cp.run_id in finished:
                 await self._notify_parent(c, finished[cp.run_id], cp.now)
+
+    async def _append(self, c: Conn, entries: Sequence[tuple[str, JournalEntry]]) -> None:
+        await c.execute(
+            self._sql.append_journal,
+            (
+                [r for r, _ in entries],
+                [e.seq for _, e in entries],
+                [e.pos for _, e in entries],
+                [e.kind.value for _, e in entries],
+                [e.name for _, e in entries],
+                [e.payload for _, e in entries],
+                [e.at for _, e in entries],
+                [e.attempt for _, e in entries],
+                [e.failed for _, e in entries],
+            ),
+        )
+
+    # -- operators ------------------------------------------------------------------------
+
+    async def change_run(self, change: RunChange, now: float) -> tuple[RunRecord, bool]:
+        async def apply(c: Conn) -> tuple[RunRecord, bool]:
+            run_id = change.run_id
+            await self._lock_runs(c, [run_id], [run_id])
+            rec = await self._get(c, run_id)
+            if rec is None:
+                raise RunNotFound(run_id)
+            if rec.status not in change.expect:
+                return rec, False
+            sql = self._sql
+            if change.fence:
+                await c.execute(sql.fence_off, (run_id,))
+            length = rec.journal_len
+            if change.truncate_from is not None:
+                await c.execute(sql.truncate_journal, (run_id, change.truncate_from))
+                await c.execute(sql.forget_consumed, (run_id,))
+                length = min(length, change.truncate_from)
+            entries = [replace(e, seq=length + i) for i, e in enumerate(change.entries)]
+            if entries:
+                await self._append(c, [(run_id, e) for e in entries])
+            added = 0
+            for item in change.inbox:
+                added += await self._add_inbox(c, item)
+            await c.execute(sql.bump_mailbox, (length + len(entries), added, now, run_id))
+            if change.status.is_terminal:
+                await self._finish(c, run_id, change.status, None, change.error, now)
+            else:
+                await c.execute(
+                    sql.reopen, (change.status.value, change.fence, change.wake, now, run_id)
+                )
+            after = await self._get(c, run_id)
+            assert after is not None
+            return after, True
+
+        return await self._transact(apply)
+
+    async def purge_runs(
+        self, finished_before: float, limit: int, run_id: str | None = None
+    ) -> list[str]:
+        async def purge(c: Conn) -> list[str]:
+            rows = await _fetch(c, self._sql.purgeable, (finished_before, run_id, run_id, limit))
+            ids = [r[0] for r in rows]
+            if ids:
+                for statement in self._sql.purge:
+                    await c.execute(statement, (ids,))
+            return ids
+
+        return await self._transact(purge)
 
     async def _mailbox(self, c: Conn, run_id: str) -> int:
         rows = await _fetch(c, self._sql.mailboxes, ([run_id],))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...records import InboxKind
+from ...records import InboxKind, RunStatus
 from ..rules import CARRIED_OVER, ITEM_COLUMNS, JOURNAL_COLUMNS, RUN_COLUMNS
 
 ACTIVE = "('pending', 'running')"
@@ -53,6 +53,15 @@ class Statements:
             "updated_at = %s, recoveries = r.recoveries + (r.owner IS NOT NULL)::int "
             f"FROM due WHERE r.id = due.id RETURNING {returning}"
         )
+        # Runs due for a claim whose workers kept dying on them: dead letters, not claims.
+        self.dead = (
+            f"SELECT id, recoveries FROM {runs} WHERE {due} AND owner IS NOT NULL "
+            "AND recoveries >= %s ORDER BY id FOR UPDATE SKIP LOCKED"
+        )
+        self.bury = (
+            f"UPDATE {runs} SET lease_token = lease_token + 1, recoveries = recoveries + 1 "
+            "WHERE id = %s"
+        )
         self.extend = (
             f"WITH held AS (SELECT r.id FROM {runs} r "
             "JOIN unnest(%s::text[], %s::bigint[]) AS l(id, token) ON r.id = l.id "
@@ -77,6 +86,8 @@ class Statements:
         self.mailboxes = f"SELECT id, mailbox FROM {runs} WHERE id = ANY(%s::text[])"
         self.fence = (
             f"UPDATE {runs} r SET journal_len = r.journal_len + f.n, updated_at = f.now, "
+            # Progress: the worker deaths so far were not this run's doing.
+            "recoveries = CASE WHEN f.n > 0 THEN 0 ELSE r.recoveries END, "
             "lease_until = f.lease_until FROM unnest(%s::text[], %s::text[], %s::bigint[], "
             "%s::int[], %s::int[], %s::float8[], %s::float8[]) "
             "AS f(id, owner, token, base, n, now, lease_until) "
@@ -114,6 +125,33 @@ class Statements:
             "%s::float8[], %s::int[], %s::bool[])"
         )
         self.clear_journal = f"DELETE FROM {journal} WHERE run_id = %s"
+        self.truncate_journal = f"DELETE FROM {journal} WHERE run_id = %s AND seq >= %s"
+        self.set_journal_len = f"UPDATE {runs} SET journal_len = %s WHERE id = %s"
+
+        # Operators' changes.
+        self.fence_off = (
+            f"UPDATE {runs} SET owner = NULL, lease_until = NULL, "
+            "lease_token = lease_token + 1 WHERE id = %s"
+        )
+        self.forget_consumed = f"DELETE FROM {inbox} WHERE run_id = %s AND consumed"
+        self.bump_mailbox = (
+            f"UPDATE {runs} SET journal_len = %s, mailbox = mailbox + %s, updated_at = %s "
+            "WHERE id = %s"
+        )
+        self.reopen = (
+            f"UPDATE {runs} SET status = %s, result = NULL, error = NULL, finished_at = NULL, "
+            "recoveries = CASE WHEN %s THEN 0 ELSE recoveries END, "
+            "wake_at = CASE WHEN %s THEN %s::float8 ELSE wake_at END WHERE id = %s"
+        )
+        ended = "(" + ", ".join(f"'{s.value}'" for s in RunStatus if s.is_terminal) + ")"
+        self.purgeable = (
+            f"SELECT id FROM {runs} WHERE status IN {ended} AND finished_at < %s "
+            "AND (%s::text IS NULL OR id = %s) ORDER BY finished_at LIMIT %s FOR UPDATE SKIP LOCKED"
+        )
+        self.purge = [
+            f"DELETE FROM {table} WHERE run_id = ANY(%s::text[])"
+            for table in (journal, inbox, events)
+        ] + [f"DELETE FROM {runs} WHERE id = ANY(%s::text[])"]
 
         visible = f"NOT consumed AND (visible_at <= %s OR kind NOT IN {SCHEDULED})"
         self.due = f"SELECT {ITEM_COLUMNS} FROM {inbox} WHERE run_id = %s AND {visible} ORDER BY id"

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ from ...records import (
     NewInboxItem,
     NewRun,
     Outcome,
+    RunChange,
     RunFilter,
     RunPage,
     RunRecord,
@@ -33,10 +35,13 @@ from ..base import Backend, Feature
 from ..rules import (
     CARRIED_OVER,
     ITEM_COLUMNS,
+    JOURNAL_COLUMNS,
     RUN_COLUMNS,
     cancel_error,
     cancels_at_once,
     child_outcome_item,
+    dead_letter_error,
+    dead_letters,
     deadline_item,
     decode_cursor,
     encode_cursor,
@@ -280,6 +285,15 @@ class SQLiteBackend(Backend):
         created = cur.rowcount == 1
         if created and run.timeout is not None:
             self._add_inbox(c, deadline_item(run.id, start, run.timeout))
+        if created and run.journal:
+            self._append(c, run.id, run.journal)
+            c.execute(
+                "UPDATE perdure_runs SET journal_len = ? WHERE id = ?", (len(run.journal), run.id)
+            )
+            c.executemany(
+                "INSERT OR REPLACE INTO perdure_events (run_id, key, value) VALUES (?, ?, ?)",
+                [(run.id, k, v) for k, v in run.events],
+            )
         rec = self._get(c, run.id)
         assert rec is not None
         return rec, created
@@ -330,13 +344,20 @@ class SQLiteBackend(Backend):
     # -- leases ---------------------------------------------------------------------------
 
     async def claim_runs(
-        self, owner: str, limit: int, now: float, lease_until: float, workflows: Sequence[str]
+        self,
+        owner: str,
+        limit: int,
+        now: float,
+        lease_until: float,
+        workflows: Sequence[str],
+        max_recoveries: int | None = None,
     ) -> list[Claim]:
         if not workflows:
             return []
         names = ",".join("?" * len(workflows))
         find = (
-            f"SELECT id FROM perdure_runs WHERE wake_at <= ? AND status IN {_ACTIVE} "
+            f"SELECT id, owner, recoveries FROM perdure_runs WHERE wake_at <= ? "
+            f"AND status IN {_ACTIVE} "
             f"AND (owner IS NULL OR lease_until < ?) AND workflow IN ({names}) "
             "ORDER BY wake_at LIMIT ?"
         )
@@ -347,7 +368,7 @@ class SQLiteBackend(Backend):
         if not await self._reading(lambda c: c.execute(find, params).fetchone()):
             return []
         return await self._transaction(
-            lambda w: self._claim(w, find, params, owner, now, lease_until)
+            lambda w: self._claim(w, find, params, owner, now, lease_until, max_recoveries)
         )
 
     def _claim(
@@ -358,9 +379,19 @@ class SQLiteBackend(Backend):
         owner: str,
         now: float,
         lease_until: float,
+        max_recoveries: int | None,
     ) -> list[Claim]:
         claims = []
-        for (run_id,) in c.execute(find, params).fetchall():
+        for run_id, held_by, recoveries in c.execute(find, params).fetchall():
+            if dead_letters(recoveries, held_by, max_recoveries):
+                c.execute(
+                    "UPDATE perdure_runs SET lease_token = lease_token + 1, "
+                    "recoveries = recoveries + 1 WHERE id = ?",
+                    (run_id,),
+                )
+                error = dead_letter_error(recoveries)
+                self._finish(c, run_id, RunStatus.DEAD_LETTER, None, error, now)
+                continue
             row = c.execute(
                 "UPDATE perdure_runs SET owner = ?, lease_token = lease_token + 1, "
                 "lease_until = ?, started_at = COALESCE(started_at, ?), status = 'running', "
@@ -470,6 +501,82 @@ class SQLiteBackend(Backend):
             )
         return True
 
+    # -- operators ------------------------------------------------------------------------
+
+    async def change_run(self, change: RunChange, now: float) -> tuple[RunRecord, bool]:
+        return await self._transaction(lambda c: self._change(c, change, now))
+
+    def _change(
+        self, c: sqlite3.Connection, change: RunChange, now: float
+    ) -> tuple[RunRecord, bool]:
+        rec = self._get(c, change.run_id)
+        if rec is None:
+            raise RunNotFound(change.run_id)
+        if rec.status not in change.expect:
+            return rec, False
+        run_id = change.run_id
+        if change.fence:
+            c.execute(
+                "UPDATE perdure_runs SET owner = NULL, lease_until = NULL, "
+                "lease_token = lease_token + 1 WHERE id = ?",
+                (run_id,),
+            )
+        length = rec.journal_len
+        if change.truncate_from is not None:
+            c.execute(
+                "DELETE FROM perdure_journal WHERE run_id = ? AND seq >= ?",
+                (run_id, change.truncate_from),
+            )
+            c.execute("DELETE FROM perdure_inbox WHERE run_id = ? AND consumed = 1", (run_id,))
+            length = min(length, change.truncate_from)
+        entries = [replace(e, seq=length + i) for i, e in enumerate(change.entries)]
+        self._append(c, run_id, entries)
+        added = sum(self._add_inbox(c, item) for item in change.inbox)
+        c.execute(
+            "UPDATE perdure_runs SET journal_len = ?, mailbox = mailbox + ?, updated_at = ? "
+            "WHERE id = ?",
+            (length + len(entries), added, now, run_id),
+        )
+        if change.status.is_terminal:
+            self._finish(c, run_id, change.status, None, change.error, now)
+        else:
+            c.execute(
+                "UPDATE perdure_runs SET status = ?, result = NULL, error = NULL, "
+                "finished_at = NULL, recoveries = CASE WHEN ? THEN 0 ELSE recoveries END, "
+                "wake_at = CASE WHEN ? THEN ? ELSE wake_at END WHERE id = ?",
+                (change.status.value, change.fence, change.wake, now, run_id),
+            )
+        after = self._get(c, run_id)
+        assert after is not None
+        return after, True
+
+    async def purge_runs(
+        self, finished_before: float, limit: int, run_id: str | None = None
+    ) -> list[str]:
+        ended = ", ".join(f"'{s.value}'" for s in RunStatus if s.is_terminal)
+        sql = (
+            f"SELECT id FROM perdure_runs WHERE status IN ({ended}) AND finished_at < ? "
+            + ("AND id = ? " if run_id is not None else "")
+            + "ORDER BY finished_at LIMIT ?"
+        )
+        params = (
+            (finished_before, run_id, limit)
+            if run_id is not None
+            else (
+                finished_before,
+                limit,
+            )
+        )
+
+        def purge(c: sqlite3.Connection) -> list[str]:
+            ids = [r[0] for r in c.execute(sql, params).fetchall()]
+            for table in ("perdure_journal", "perdure_inbox", "perdure_events"):
+                c.executemany(f"DELETE FROM {table} WHERE run_id = ?", [(i,) for i in ids])
+            c.executemany("DELETE FROM perdure_runs WHERE id = ?", [(i,) for i in ids])
+            return ids
+
+        return await self._transaction(purge)
+
     async def get_event(self, run_id: str, key: str) -> bytes | None:
         def read(c: sqlite3.Connection) -> bytes | None:
             row = c.execute(
@@ -513,32 +620,26 @@ class SQLiteBackend(Backend):
         # The fence, the journal length check and the lease extension in one statement.
         row = c.execute(
             "UPDATE perdure_runs SET journal_len = journal_len + ?, updated_at = ?, "
+            # Progress: the worker deaths so far were not this run's doing.
+            "recoveries = CASE WHEN ? > 0 THEN 0 ELSE recoveries END, "
             "lease_until = ? WHERE id = ? AND owner = ? AND lease_token = ? "
             "AND (? IS NULL OR journal_len = ?) RETURNING mailbox, generation",
-            (len(cp.entries), cp.now, cp.lease_until, cp.run_id, cp.owner, cp.token, base, base),
+            (
+                len(cp.entries),
+                cp.now,
+                len(cp.entries),
+                cp.lease_until,
+                cp.run_id,
+                cp.owner,
+                cp.token,
+                base,
+                base,
+            ),
         ).fetchone()
         if row is None:
             return CheckpointResult(False, self._mailbox(c, cp.run_id))
         mailbox, generation = row
-        if cp.entries:
-            c.executemany(
-                "INSERT INTO perdure_journal (run_id, seq, pos, kind, name, payload, at, attempt, "
-                "failed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        cp.run_id,
-                        e.seq,
-                        e.pos,
-                        e.kind.value,
-                        e.name,
-                        e.payload,
-                        e.at,
-                        e.attempt,
-                        int(e.failed),
-                    )
-                    for e in cp.entries
-                ],
-            )
+        self._append(c, cp.run_id, cp.entries)
         if cp.consumed:
             c.executemany(
                 "UPDATE perdure_inbox SET consumed = 1 WHERE id = ? AND run_id = ?",
@@ -610,6 +711,16 @@ class SQLiteBackend(Backend):
         # Nothing in a checkpoint delivers to its own run, so the mailbox read by the
         # fence is still current.
         return CheckpointResult(True, mailbox)
+
+    def _append(self, c: sqlite3.Connection, run_id: str, entries: Sequence[JournalEntry]) -> None:
+        c.executemany(
+            f"INSERT INTO perdure_journal (run_id, {JOURNAL_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (run_id, e.seq, e.pos, e.kind.value, e.name, e.payload, e.at, e.attempt, e.failed)
+                for e in entries
+            ],
+        )
 
     def _mailbox(self, c: sqlite3.Connection, run_id: str) -> int:
         row = c.execute("SELECT mailbox FROM perdure_runs WHERE id = ?", (run_id,)).fetchone()

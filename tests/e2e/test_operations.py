@@ -1,0 +1,362 @@
+"""Operating runs (scenarios B1-B6): retry from the failed step, fork, pause, resume,
+cancel then resume, terminate, dead letter, retention and id policies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+import perdure
+from perdure.records import EntryKind, JournalEntry, RunStatus
+
+FAST = perdure.Retry(max_attempts=2, initial_interval=0.01)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.01)
+
+
+async def status_is(handle: perdure.Handle[object], status: RunStatus) -> None:
+    async def reached() -> bool:
+        return await handle.status() is status
+
+    await eventually(reached)
+
+
+def controls(journal: list[JournalEntry]) -> list[tuple[str, str, str]]:
+    out = []
+    for entry in journal:
+        if entry.kind is EntryKind.CONTROL:
+            note = json.loads(entry.payload or b"{}")
+            out.append((entry.name, note["by"], note["reason"]))
+    return out
+
+
+def five_steps(app: perdure.App, calls: Counter[str], obstacle: dict[str, bool]) -> object:
+    @app.step(retry=FAST)
+    async def work(n: int) -> int:
+        calls[f"step{n}"] += 1
+        if n == 3 and obstacle["present"]:
+            raise RuntimeError("the warehouse is closed")
+        return n * 10
+
+    @app.workflow()
+    async def five() -> int:
+        total = 0
+        for n in range(1, 6):
+            total += await work(n)
+        return total
+
+    return five
+
+
+async def test_b1_retry_runs_from_the_failed_step_with_fresh_attempts(app: perdure.App) -> None:
+    calls: Counter[str] = Counter()
+    obstacle = {"present": True}
+    five = five_steps(app, calls, obstacle)
+    async with app:
+        handle = await app.start(five, id="b1")  # type: ignore[arg-type]
+        with pytest.raises(perdure.RunFailed, match="warehouse is closed"):
+            await handle.result(timeout=10)
+        assert calls == {"step1": 1, "step2": 1, "step3": 2}
+
+        obstacle["present"] = False
+        await app.retry("b1", "warehouse reopened", by="ops@example")
+        assert await handle.result(timeout=10) == 150
+        # Steps 1-2 were not run again; step 3 got a new attempt, then 4 and 5 ran once.
+        assert calls == {"step1": 1, "step2": 1, "step3": 3, "step4": 1, "step5": 1}
+        journal = await app.backend.read_journal("b1")
+        assert controls(journal) == [("retry", "ops@example", "warehouse reopened")]
+        assert [e.seq for e in journal] == list(range(len(journal)))
+        assert (await handle.info()).error is None
+
+
+async def test_b1_a_retried_step_gets_its_whole_attempt_budget_again(app: perdure.App) -> None:
+    failures = {"left": 3}
+    tries: list[int] = []
+
+    @app.step(retry=FAST)
+    async def flaky() -> str:
+        tries.append(perdure.info().attempt)
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise RuntimeError("not yet")
+        return "ok"
+
+    @app.workflow()
+    async def once() -> str:
+        return await flaky()
+
+    async with app:
+        handle = await app.start(once, id="b1-budget")
+        with pytest.raises(perdure.RunFailed):
+            await handle.result(timeout=10)
+        await handle.retry()
+        # Two more attempts are allowed: the third failure, then success.
+        assert await handle.result(timeout=10) == "ok"
+        assert tries == [1, 2, 3, 4]  # attempt numbers keep counting
+
+
+async def test_retry_refuses_runs_that_have_not_ended_or_completed(app: perdure.App) -> None:
+    @app.workflow()
+    async def waits() -> str:
+        return str(await perdure.receive("go"))
+
+    async with app:
+        waiting = await app.start(waits, id="retry-active")
+        await status_is(waiting, RunStatus.RUNNING)
+        with pytest.raises(perdure.RunStateError, match="it is running"):
+            await app.retry("retry-active")
+        await waiting.send("go", "done")
+        assert await waiting.result(timeout=10) == "done"
+        with pytest.raises(perdure.RunStateError, match="fork it"):
+            await app.retry("retry-active")
+        with pytest.raises(perdure.RunNotFound):
+            await app.retry("no-such-run")
+
+
+async def test_b2_fork_reuses_steps_before_the_fork_point(app: perdure.App) -> None:
+    calls: Counter[str] = Counter()
+    five = five_steps(app, calls, {"present": False})
+    async with app:
+        original = await app.start(five, id="b2")  # type: ignore[arg-type]
+        assert await original.result(timeout=10) == 150
+        before = await app.backend.read_journal("b2")
+
+        fork = await app.fork("b2", from_step=2, id="b2-fork", by="analyst")
+        assert fork.id == "b2-fork"
+        assert await fork.result(timeout=10) == 150
+        # Positions 0 and 1 (steps 1 and 2) were reused; 3-5 ran again.
+        assert calls == {"step1": 1, "step2": 1, "step3": 2, "step4": 2, "step5": 2}
+        assert await app.backend.read_journal("b2") == before  # the original is untouched
+        assert (await original.status()) is RunStatus.COMPLETED
+        note = controls(await app.backend.read_journal("b2-fork"))
+        assert note == [("fork", "analyst", "forked from 'b2' at position 2")]
+
+        with pytest.raises(perdure.RunStateError, match="choose another id"):
+            await app.fork("b2", from_step=0, id="b2-fork")
+        with pytest.raises(ValueError, match="from_step"):
+            await app.fork("b2", from_step=-1)
+
+
+async def test_b3_cancel_then_resume_continues_from_the_last_recorded_step(
+    app: perdure.App,
+) -> None:
+    calls: Counter[str] = Counter()
+
+    @app.step()
+    async def record(n: int) -> int:
+        calls[f"step{n}"] += 1
+        return n
+
+    @app.workflow()
+    async def long() -> int:
+        first = await record(1)
+        perdure.set_event("waiting", True)
+        await perdure.receive("go")
+        return first + await record(2)
+
+    async with app:
+        handle = await app.start(long, id="b3")
+        assert await handle.get_event("waiting", timeout=10) is True
+        await handle.cancel("wrong customer")
+        with pytest.raises(perdure.RunCancelled):
+            await handle.result(timeout=10)
+
+        assert await handle.resume("right customer after all", by="support")
+        await status_is(handle, RunStatus.RUNNING)
+        await handle.send("go")
+        assert await handle.result(timeout=10) == 3
+        assert calls == {"step1": 1, "step2": 1}
+        journal = await app.backend.read_journal("b3")
+        assert controls(journal) == [("resume", "support", "right customer after all")]
+        assert not any(e.kind is EntryKind.CANCEL for e in journal)
+        # Cancelling again works: the first cancellation is history.
+        assert await handle.cancel("twice") is False  # it has completed
+
+
+async def test_b4_a_paused_run_starts_no_step_until_resumed(app: perdure.App) -> None:
+    started: list[int] = []
+    gate = asyncio.Event()
+
+    @app.step()
+    async def slow(n: int) -> int:
+        started.append(n)
+        if n == 1:
+            await gate.wait()
+        return n
+
+    @app.workflow()
+    async def steps() -> int:
+        return await slow(1) + await slow(2)
+
+    async with app:
+        handle = await app.start(steps, id="b4")
+        await eventually(lambda: asyncio.sleep(0, result=started == [1]))
+        assert await handle.pause("inventory check", by="ops")
+        assert await handle.pause("again") is False
+        assert await handle.status() is RunStatus.PAUSED
+        gate.set()  # step 1 finishes while paused: recorded, but step 2 does not start
+
+        async def recorded() -> bool:
+            journal = await app.backend.read_journal("b4")
+            return any(e.kind is EntryKind.STEP for e in journal)
+
+        await eventually(recorded)
+        await asyncio.sleep(0.3)
+        assert started == [1]
+        assert await handle.status() is RunStatus.PAUSED
+
+        assert await handle.resume("checked", by="ops")
+        assert await handle.result(timeout=10) == 3
+        assert started == [1, 2]
+        journal = await app.backend.read_journal("b4")
+        assert controls(journal) == [
+            ("pause", "ops", "inventory check"),
+            ("resume", "ops", "checked"),
+        ]
+
+
+async def test_cancelling_a_paused_run_runs_its_cleanup(app: perdure.App) -> None:
+    cleaned: list[str] = []
+
+    @app.step()
+    async def cleanup() -> None:
+        cleaned.append("done")
+
+    @app.workflow()
+    async def waits() -> None:
+        try:
+            perdure.set_event("waiting", True)
+            await perdure.receive("never")
+        except asyncio.CancelledError:
+            await cleanup()
+            raise
+
+    async with app:
+        handle = await app.start(waits, id="pause-cancel")
+        assert await handle.get_event("waiting", timeout=10) is True
+        await handle.pause()
+        await handle.cancel("not needed")
+        with pytest.raises(perdure.RunCancelled):
+            await handle.result(timeout=10)
+        assert cleaned == ["done"]
+
+
+async def test_terminate_ends_a_run_and_its_children_without_cleanup(app: perdure.App) -> None:
+    cleaned: list[str] = []
+
+    @app.step()
+    async def cleanup(who: str) -> None:
+        cleaned.append(who)
+
+    @app.workflow()
+    async def child() -> None:
+        try:
+            perdure.set_event("waiting", True)
+            await perdure.receive("never")
+        except asyncio.CancelledError:
+            await cleanup("child")
+            raise
+
+    @app.workflow()
+    async def parent() -> None:
+        try:
+            kid = await perdure.start_child(child, id="term-child")
+            perdure.set_event("waiting", True)
+            await kid.result()
+        except asyncio.CancelledError:
+            await cleanup("parent")
+            raise
+
+    async with app:
+        handle = await app.start(parent, id="term")
+        assert await handle.get_event("waiting", timeout=10) is True
+        assert await app.handle("term-child").get_event("waiting", timeout=10) is True
+        assert await handle.terminate("stuck on a bad deploy", by="oncall")
+        with pytest.raises(perdure.RunTerminated, match="terminated by oncall"):
+            await handle.result(timeout=10)
+        with pytest.raises(perdure.RunTerminated):
+            await app.handle("term-child").result(timeout=10)
+        await asyncio.sleep(0.2)
+        assert cleaned == []
+        assert await handle.terminate() is False
+        journal = await app.backend.read_journal("term")
+        assert controls(journal)[-1] == ("terminate", "oncall", "stuck on a bad deploy")
+
+        # A terminated run can be brought back: it goes on from where it stopped.
+        await app.retry("term-child")
+        await app.handle("term-child").send("never")
+        await app.handle("term-child").result(timeout=10)
+
+
+async def test_b6_retention_deletes_only_ended_runs_older_than_the_cutoff(
+    make_app: Callable[..., perdure.App],
+) -> None:
+    clock = perdure.VirtualClock()
+    app = make_app(clock=clock)
+
+    @app.workflow()
+    async def quick(n: int) -> int:
+        return n
+
+    @app.workflow()
+    async def sleeper() -> None:
+        await perdure.sleep(3600 * 24 * 30)
+
+    async with app:
+        done = [await app.start(quick, n, id=f"old-{n}") for n in range(3)]
+        for handle in done:
+            await handle.result(timeout=10)
+        asleep = await app.start(sleeper, id="sleeper")
+        await status_is(asleep, RunStatus.RUNNING)
+        pending = await app.start(quick, 9, id="later", delay=3600 * 24 * 60)
+        clock.advance(3600 * 24 * 8)
+        fresh = await app.start(quick, 7, id="fresh")
+        await fresh.result(timeout=10)
+
+        assert await app.purge(older_than=3600 * 24 * 7) == 3
+        for handle in done:
+            with pytest.raises(perdure.RunNotFound):
+                await handle.status()
+            assert await app.backend.read_journal(handle.id) == []
+        assert await asleep.status() is RunStatus.RUNNING
+        assert await pending.status() is RunStatus.PENDING
+        assert await fresh.status() is RunStatus.COMPLETED
+        assert await app.purge(older_than=3600 * 24 * 7) == 0
+    await app.close()
+
+
+async def test_id_policies(app: perdure.App) -> None:
+    @app.workflow()
+    async def echo(x: int) -> int:
+        if x < 0:
+            raise ValueError("negative")
+        return x
+
+    async with app:
+        first = await app.start(echo, 1, id="ids")
+        assert await first.result(timeout=10) == 1
+        # use_existing (the default): the same run, its result.
+        again = await app.start(echo, 2, id="ids")
+        assert await again.result(timeout=10) == 1
+        with pytest.raises(perdure.RunExists, match="'ids' already exists"):
+            await app.start(echo, 2, id="ids", id_policy="reject")
+        # replace_failed keeps a completed run...
+        kept = await app.start(echo, 3, id="ids", id_policy=perdure.IdPolicy.REPLACE_FAILED)
+        assert await kept.result(timeout=10) == 1
+        # ...replace_ended starts anew.
+        new = await app.start(echo, -1, id="ids", id_policy="replace_ended")
+        with pytest.raises(perdure.RunFailed, match="negative"):
+            await new.result(timeout=10)
+        # A failed run is replaced by replace_failed.
+        fixed = await app.start(echo, 4, id="ids", id_policy="replace_failed")
+        assert await fixed.result(timeout=10) == 4
+        with pytest.raises(ValueError):
+            await app.start(echo, 5, id="ids", id_policy="sometimes")
