@@ -17,7 +17,7 @@ import pytest
 import perdure
 
 # Backends the kernel suite runs on; PERDURE_TEST_BACKENDS=sqlite,postgres narrows it.
-ALL_BACKENDS = ["memory", "sqlite", "postgres"]
+ALL_BACKENDS = ["memory", "sqlite", "postgres", "mysql", "redis"]
 BACKENDS = [
     name.strip()
     for name in os.environ.get("PERDURE_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",")

@@ -18,6 +18,7 @@ async def charge(item: str) -> str:
 
 @app.step(retry=perdure.Retry(max_attempts=2, initial_interval=0.1))
 async def reserve(item: str) -> str:
+    perdure.logger.info("asking the warehouse for %s", item)  # kept with the run
     if not warehouse["open"]:
         raise RuntimeError("the warehouse is closed")
     return f"reserved {item}"
@@ -36,6 +37,18 @@ async def approval(request: str) -> str:
     return await charge(f"{request} ({decision})")
 
 
+@app.step()
+async def render(post: str) -> str:
+    return post.upper()
+
+
+@app.workflow()
+async def publish(post: str) -> str:
+    page = await render(post)
+    await perdure.pause_run(reason="an editor reviews every page")  # recorded once
+    return f"published {page}"  # after an operator resumes the run
+
+
 async def retry_and_fork() -> None:
     handle = await app.start(order, "lamp", id="order-1")
     try:
@@ -46,6 +59,11 @@ async def retry_and_fork() -> None:
     warehouse["open"] = True  # fix what stood in the way, then:
     await app.retry("order-1", "the warehouse reopened", by="ops")
     print(await handle.result(timeout=10))  # charge() did not run again
+
+    for step in await handle.steps():
+        tries = ", ".join(str(a.error or "ok") for a in step.attempts)
+        print(f"{step.position} {step.name} {step.status}: {tries}")
+    print(len(await handle.logs()), "lines logged")
 
     copy = await app.fork("order-1", from_step=1, id="order-1-again")
     print(await copy.result(timeout=10))  # reuses the charge, reserves again
@@ -58,6 +76,15 @@ async def pause_and_resume() -> None:
     await asyncio.sleep(0.5)
     print(await handle.status())  # still paused: the step has not started
     await handle.resume("budget approved", by="finance")
+    print(await handle.result(timeout=10))
+
+
+async def review() -> None:
+    handle = await app.start(publish, "hello", id="post-1")
+    while await handle.status() is not perdure.RunStatus.PAUSED:
+        await asyncio.sleep(0.05)
+    print(await handle.status())
+    await handle.resume("approved", by="editor")
     print(await handle.result(timeout=10))
 
 
@@ -81,6 +108,7 @@ async def main() -> None:
     async with app:
         await retry_and_fork()
         await pause_and_resume()
+        await review()
         await terminate()
         await list_and_clean_up()
 

@@ -31,7 +31,10 @@ from .errors import (
     StepTimeout,
     WorkflowSandboxError,
 )
+from .history import LogLine, StepAttempt, StepRecord
+from .operations import cancel_run, pause_run, resume_run, terminate_run
 from .records import IdPolicy, RunStatus
+from .replayer import ReplayResult
 from .retry import Retry
 from .worker import Worker
 from .workflow.api import (
@@ -65,11 +68,13 @@ __all__ = [
     "Handle",
     "IdPolicy",
     "LeaseLost",
+    "LogLine",
     "NonDeterminismError",
     "NonRetryableError",
     "NotInWorkflow",
     "PerdureError",
     "RegistrationError",
+    "ReplayResult",
     "Retry",
     "RunCancelled",
     "RunConflict",
@@ -81,9 +86,11 @@ __all__ = [
     "RunStatus",
     "RunTerminated",
     "SerializationError",
+    "StepAttempt",
     "StepError",
     "StepFunction",
     "StepInfo",
+    "StepRecord",
     "StepTimeout",
     "SyncHandle",
     "VirtualClock",
@@ -91,16 +98,20 @@ __all__ = [
     "WorkflowFunction",
     "WorkflowInfo",
     "WorkflowSandboxError",
+    "cancel_run",
     "continue_as_new",
     "info",
     "logger",
     "now",
     "patched",
+    "pause_run",
     "random",
     "receive",
+    "resume_run",
     "set_event",
     "side_effect",
     "sleep",
     "start_child",
+    "terminate_run",
     "uuid4",
 ]

@@ -9,9 +9,10 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, overload
 
-from . import operations
+from . import operations, replayer
 from .backends import open_backend, resolve_url
 from .backends.base import Backend, Feature
 from .client import Handle, RunInfo, SyncHandle, raise_for
@@ -22,6 +23,7 @@ from .hub import Hub
 from .operations import default_actor
 from .portal import Portal
 from .records import IdPolicy, NewRun, RunFilter, RunRecord, RunStatus
+from .replayer import ReplayResult
 from .retry import Retry, seconds
 from .worker import Worker
 from .workflow.definition import StepDecorator, StepFunction, WorkflowFunction
@@ -359,6 +361,23 @@ class App:
         runs that have not ended are never touched. Returns how many were deleted."""
         cutoff = self.clock.now() - (seconds(older_than) or 0.0)
         return await operations.purge(self, cutoff)
+
+    # -- checking a deploy ---------------------------------------------------------------
+
+    async def replay(self, run_id: str) -> ReplayResult:
+        """Replay a stored run's journal with the code registered on this app, executing
+        nothing; ``result.error`` is the NonDeterminismError a worker would hold it
+        with, or None. Use it to check new code against runs in flight."""
+        return await replayer.replay_run(self, run_id)
+
+    def replay_file(self, path: str | Path) -> ReplayResult:
+        """Replay a run exported with ``export_run`` (a JSON file) with this app's code."""
+        run, journal = replayer.load_export(path)
+        return replayer.replay(self, run, journal)
+
+    async def export_run(self, run_id: str) -> dict[str, Any]:
+        """A run and its journal as JSON-ready data, for ``replay_file`` elsewhere."""
+        return await replayer.export_run(self, run_id)
 
     def _outcome(self, rec: RunRecord) -> Any:
         if rec.status is RunStatus.COMPLETED:

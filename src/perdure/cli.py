@@ -48,6 +48,126 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open(args: argparse.Namespace) -> Any:
+    """The app to act through: the one named by ``--app`` (its database, unless
+    ``--database`` says otherwise), or a bare app on ``--database`` /
+    ``$PERDURE_DATABASE_URL``."""
+    from .app import App
+
+    if getattr(args, "app", None):
+        app = load_app(args.app)
+        if args.database:
+            app.use_database(args.database)
+        return app
+    return App(args.database)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """Operators' commands: each opens the database, acts, prints, closes."""
+    import asyncio
+
+    from .errors import PerdureError
+
+    app = _open(args)
+
+    async def act() -> int:
+        try:
+            return int(await _COMMANDS[args.command](app, args))
+        finally:
+            await app.close()
+
+    try:
+        return asyncio.run(act())
+    except PerdureError as exc:
+        print(f"perdure: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _runs(app: Any, args: argparse.Namespace) -> int:
+    shown = 0
+    async for run in app.list_runs(workflow=args.workflow, status=args.status, parent=args.parent):
+        if shown == args.limit:
+            break
+        error = f"  {run.error.type}: {run.error.message}" if run.error else ""
+        created = f"{run.created_at:%Y-%m-%d %H:%M:%S}"
+        print(f"{run.id}  {run.workflow}  {run.status.value}  {created}{error}")
+        shown += 1
+    return 0
+
+
+async def _show(app: Any, args: argparse.Namespace) -> int:
+    info = await app.get_run(args.run_id)
+    print(f"run {info.id}: {info.workflow}, {info.status.value}")
+    if info.error:
+        print(f"error: {info.error.type}: {info.error.message}")
+    for entry in await app.backend.read_journal(args.run_id):
+        payload = (entry.payload or b"").decode(errors="replace")
+        if len(payload) > 120:
+            payload = payload[:117] + "..."
+        print(f"{entry.seq:>5} {entry.pos:>5} {entry.kind.value:<13} {entry.name}  {payload}")
+    return 0
+
+
+async def _action(app: Any, args: argparse.Namespace) -> int:
+    if args.command == "cancel":
+        done = await app.handle(args.run_id).cancel(args.reason or "cancelled by request")
+    elif args.command == "retry":
+        await app.retry(args.run_id, args.reason, by=args.by)
+        done = True
+    else:
+        done = await getattr(app, args.command)(args.run_id, args.reason, by=args.by)
+    status = (await app.handle(args.run_id).status()).value
+    print(f"{args.run_id}: {status}" + ("" if done else f" (nothing to {args.command})"))
+    return 0
+
+
+async def _fork(app: Any, args: argparse.Namespace) -> int:
+    handle = await app.fork(args.run_id, args.from_step, id=args.id, by=args.by)
+    print(handle.id)
+    return 0
+
+
+async def _purge(app: Any, args: argparse.Namespace) -> int:
+    print(f"deleted {await app.purge(args.older_than * 86400)} runs")
+    return 0
+
+
+async def _export(app: Any, args: argparse.Namespace) -> int:
+    import json
+
+    print(json.dumps(await app.export_run(args.run_id)))
+    return 0
+
+
+async def _replay(app: Any, args: argparse.Namespace) -> int:
+    results = [app.replay_file(path) for path in args.file]
+    ids = list(args.run_id)
+    if args.all:
+        for status in ("pending", "running", "paused", "held"):
+            ids.extend([run.id async for run in app.list_runs(status=status)])
+    results.extend([await app.replay(run_id) for run_id in ids])
+    for result in results:
+        print(result)
+    failed = sum(not r.ok for r in results)
+    print(f"{len(results) - failed} of {len(results)} runs replay with this code")
+    return 1 if failed else 0
+
+
+_COMMANDS: dict[str, Any] = {
+    "runs": _runs,
+    "show": _show,
+    "retry": _action,
+    "pause": _action,
+    "resume": _action,
+    "cancel": _action,
+    "terminate": _action,
+    "fork": _fork,
+    "purge": _purge,
+    "export": _export,
+    "replay": _replay,
+}
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import main as demo_main
 
@@ -73,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--database", default="sqlite:///perdure-demo.db")
     demo.set_defaults(func=_demo)
 
+    _add_run_commands(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -83,6 +204,50 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"perdure: {exc}", file=sys.stderr)
         return 2
+
+
+def _add_run_commands(sub: Any) -> None:
+    def command(name: str, help: str, *, needs_app: bool = False) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help)
+        p.add_argument("--database", help="database URL (default: $PERDURE_DATABASE_URL)")
+        if needs_app:
+            p.add_argument("app", help="the app whose code to use, as module:attribute")
+        else:
+            p.add_argument("--app", help="take the database from this module:attribute")
+        p.set_defaults(func=_run_command)
+        return p
+
+    runs = command("runs", "list runs, newest first")
+    runs.add_argument("--workflow")
+    runs.add_argument("--status")
+    runs.add_argument("--parent")
+    runs.add_argument("--limit", type=int, default=50)
+    command("show", "a run and its journal").add_argument("run_id")
+    for name, text in (
+        ("retry", "retry a failed, cancelled, terminated or dead-lettered run"),
+        ("pause", "pause a run: it starts no new step"),
+        ("resume", "resume a paused, cancelled or terminated run"),
+        ("cancel", "cancel a run (its cleanup runs)"),
+        ("terminate", "end a run now, without its cleanup"),
+    ):
+        p = command(name, text)
+        p.add_argument("run_id")
+        p.add_argument("--reason", default="")
+        p.add_argument("--by", help="who acts (default: user@host)")
+    fork = command("fork", "start a new run reusing a run's steps before a position")
+    fork.add_argument("run_id")
+    fork.add_argument("--from-step", type=int, required=True, help="the first position to redo")
+    fork.add_argument("--id", help="the new run's id (default: random)")
+    fork.add_argument("--by", help="who acts (default: user@host)")
+    purge = command("purge", "delete runs that ended more than N days ago")
+    purge.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    command("export", "print a run and its journal as JSON").add_argument("run_id")
+    replay = command(
+        "replay", "replay runs with the app's code; exit 1 on a divergence", needs_app=True
+    )
+    replay.add_argument("run_id", nargs="*", help="stored runs to replay")
+    replay.add_argument("--file", action="append", default=[], help="an exported run (JSON)")
+    replay.add_argument("--all", action="store_true", help="every run that has not ended")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from . import history
 from .clock import to_datetime
 from .errors import ErrorInfo, RunCancelled, RunFailed, RunNotFound, RunTerminated
-from .records import InboxKind, NewInboxItem, RunRecord, RunStatus
+from .history import LogLine, StepRecord
+from .records import InboxKind, JournalEntry, NewInboxItem, RunRecord, RunStatus
 from .retry import seconds
 
 if TYPE_CHECKING:
@@ -170,6 +172,20 @@ class Handle(Generic[R]):
             app.hub.changed(self.id)
         return delivered
 
+    async def journal(self) -> list[JournalEntry]:
+        """What the run recorded in its current generation, in order (raw entries)."""
+        await self._record()  # an unknown run is an error, not an empty journal
+        return await self._app.backend.read_journal(self.id)
+
+    async def steps(self) -> list[StepRecord]:
+        """The run's steps in position order, with their attempts (finish times,
+        errors, logged lines) and results."""
+        return history.steps(await self.journal(), self._app.payloads.decode)
+
+    async def logs(self) -> list[LogLine]:
+        """The lines its code logged through ``perdure.logger`` (INFO and above)."""
+        return history.log_lines(await self.journal())
+
     async def pause(self, reason: str = "", *, by: str | None = None) -> bool:
         """See :meth:`App.pause`."""
         return await self._app.pause(self.id, reason, by=by)
@@ -221,6 +237,15 @@ class SyncHandle(Generic[R]):
 
     def cancel(self, reason: str = "cancelled by request") -> bool:
         return self._call(self._handle.cancel(reason))  # type: ignore[no-any-return]
+
+    def journal(self) -> list[JournalEntry]:
+        return self._call(self._handle.journal())  # type: ignore[no-any-return]
+
+    def steps(self) -> list[StepRecord]:
+        return self._call(self._handle.steps())  # type: ignore[no-any-return]
+
+    def logs(self) -> list[LogLine]:
+        return self._call(self._handle.logs())  # type: ignore[no-any-return]
 
     def pause(self, reason: str = "", *, by: str | None = None) -> bool:
         return self._call(self._handle.pause(reason, by=by))  # type: ignore[no-any-return]

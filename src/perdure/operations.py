@@ -1,4 +1,5 @@
-"""Operating runs: pause, resume, retry, terminate, fork and purge.
+"""Operating runs: pause, resume, retry, terminate, fork and purge, from outside a
+run or (pause, resume, cancel, terminate) from inside a workflow, as recorded steps.
 
 Each action is one atomic backend change (``Backend.change_run``), guarded by the
 run's status, so two operators racing each other, or an operator racing a worker,
@@ -14,9 +15,9 @@ import getpass
 import json
 import socket
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .errors import ErrorInfo, RunNotFound, RunStateError
+from .errors import ErrorInfo, NotInWorkflow, RunNotFound, RunStateError
 from .records import (
     EntryKind,
     InboxKind,
@@ -28,6 +29,9 @@ from .records import (
     RunRecord,
     RunStatus,
 )
+from .retry import Retry
+from .workflow.context import current_instance, running_app
+from .workflow.definition import StepFunction
 
 if TYPE_CHECKING:
     from .app import App
@@ -245,10 +249,6 @@ async def fork(app: App, run_id: str, from_step: int, new_id: str, by: str) -> N
     """Start ``new_id`` as a copy of ``run_id`` that reuses what was recorded at
     positions before ``from_step`` and runs the rest again; the original is untouched."""
     rec = await _run(app, run_id)
-    if rec.workflow not in app.workflows:
-        raise RunStateError(
-            run_id, rec.status, "fork", f"workflow {rec.workflow!r} is not registered on this app"
-        )
     if not isinstance(from_step, int) or from_step < 0:
         raise ValueError("from_step must be a position >= 0 (see the run's journal)")
     journal = forked_journal(await app.backend.read_journal(run_id), from_step)
@@ -273,3 +273,56 @@ async def purge(app: App, finished_before: float, batch: int = 500) -> int:
         total += len(gone)
         if len(gone) < batch:
             return total
+
+
+# -- from inside a workflow: the same actions as recorded steps ---------------------------
+
+
+async def _act(action: str, run_id: str, reason: str, by: str) -> bool:
+    app: App | None = running_app.get()
+    assert app is not None, "a control step runs on a worker"
+    try:
+        if action == "cancel":
+            return await app.handle(run_id).cancel(reason or f"cancelled by {by}")
+        return bool(await getattr(app, action)(run_id, reason, by=by))
+    except RunStateError:
+        return False  # the run's status does not allow it: nothing was changed
+
+
+_control: StepFunction[..., Any] = StepFunction(
+    _act,
+    name="perdure.control",
+    # A database hiccup is retried; an unknown run is not.
+    retry=Retry(max_attempts=5, initial_interval=0.5, non_retryable=(RunNotFound,)),
+    timeout=None,
+)
+
+
+def _step(action: str, run_id: str | None, reason: str) -> Any:
+    instance = current_instance()
+    if instance is None:
+        raise NotInWorkflow(f"perdure.{action}_run() works only inside a workflow")
+    return _control(action, run_id or instance.run_id, reason, f"run {instance.run_id}")
+
+
+async def pause_run(run_id: str | None = None, reason: str = "") -> bool:
+    """Pause a run (this one by default): it starts no new step until an operator
+    resumes it. Returns False if its status does not allow it (already paused, ended).
+    Each of these functions raises StepError for an unknown run."""
+    return bool(await _step("pause", run_id, reason))
+
+
+async def resume_run(run_id: str, reason: str = "") -> bool:
+    """Resume a paused (or bring back a cancelled or terminated) run."""
+    return bool(await _step("resume", run_id, reason))
+
+
+async def cancel_run(run_id: str | None = None, reason: str = "") -> bool:
+    """Ask a run (this one by default) to cancel; its code may clean up."""
+    return bool(await _step("cancel", run_id, reason))
+
+
+async def terminate_run(run_id: str | None = None, reason: str = "") -> bool:
+    """End a run (this one by default) at once, without its cleanup. Terminating this
+    run ends it here: nothing after this call runs."""
+    return bool(await _step("terminate", run_id, reason))

@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import pytest
 
@@ -360,3 +361,132 @@ async def test_id_policies(app: perdure.App) -> None:
         assert await fixed.result(timeout=10) == 4
         with pytest.raises(ValueError):
             await app.start(echo, 5, id="ids", id_policy="sometimes")
+
+
+async def test_b7_listing_filters_and_pages_stably_over_a_thousand_runs(url: str) -> None:
+    clock = perdure.VirtualClock()
+    app = perdure.App(url, clock=clock)
+
+    @app.workflow()
+    async def billing(n: int) -> int:
+        return n
+
+    @app.workflow()
+    async def shipping(n: int) -> int:
+        return n
+
+    created = []
+    for n in range(1000):
+        clock.advance(1)
+        workflow = billing if n % 4 else shipping
+        created.append((await app.start(workflow, n, id=f"run-{n:04}")).id)
+    window_start = clock.now() - 499.5  # the 500 newest: n >= 500
+    clock.advance(1)
+    await app.start(billing, -1, id="parked", delay=3600)
+
+    seen = []
+    async for run in app.list_runs(workflow="billing", page_size=37):
+        seen.append(run.id)
+        if len(seen) == 100:  # runs started while paging do not disturb the cursor
+            clock.advance(1)
+            await app.start(billing, 1000, id="late")
+    expected = [i for n, i in enumerate(created) if n % 4][::-1]
+    assert seen == ["parked", *expected]
+    recent = [
+        run.id
+        async for run in app.list_runs(
+            workflow="shipping",
+            created_after=datetime.fromtimestamp(window_start, tz=UTC),
+            page_size=10,
+        )
+    ]
+    assert recent == [i for n, i in enumerate(created) if n % 4 == 0 and n >= 500][::-1]
+    pending = [run.id async for run in app.list_runs(status="pending", page_size=1000)]
+    assert len(pending) == 1002
+    assert [r.id async for r in app.list_runs(status=perdure.RunStatus.COMPLETED)] == []
+    await app.close()
+
+
+async def test_a_workflow_pauses_itself_and_controls_other_runs(app: perdure.App) -> None:
+    done: list[str] = []
+
+    @app.step()
+    async def work(what: str) -> None:
+        done.append(what)
+
+    @app.workflow()
+    async def reviewed() -> str:
+        await work("draft")
+        assert await perdure.pause_run(reason="needs a human review")
+        await work("publish")  # only after an operator resumes the run
+        return "published"
+
+    @app.workflow()
+    async def victim() -> None:
+        await perdure.receive("never")
+
+    @app.workflow()
+    async def controller(target: str) -> list[bool]:
+        return [
+            await perdure.pause_run(target, "controller says"),
+            await perdure.pause_run(target, "again"),  # already paused
+            await perdure.terminate_run(target, "controller is done"),
+        ]
+
+    async with app:
+        handle = await app.start(reviewed, id="reviewed")
+        await status_is(handle, RunStatus.PAUSED)
+        await asyncio.sleep(0.3)
+        assert done == ["draft"]
+        note = controls(await app.backend.read_journal("reviewed"))
+        assert note == [("pause", "run reviewed", "needs a human review")]
+        await handle.resume("looks good")
+        assert await handle.result(timeout=10) == "published"
+        assert done == ["draft", "publish"]
+
+        target = await app.start(victim, id="victim")
+        await status_is(target, RunStatus.RUNNING)
+        boss = await app.start(controller, "victim", id="controller")
+        assert await boss.result(timeout=10) == [True, False, True]
+        with pytest.raises(perdure.RunTerminated, match="run controller"):
+            await target.result(timeout=10)
+
+
+async def test_a_workflow_that_terminates_itself_stops_there(app: perdure.App) -> None:
+    done: list[str] = []
+
+    @app.step()
+    async def work(what: str) -> None:
+        done.append(what)
+
+    @app.workflow()
+    async def quitter() -> None:
+        await work("before")
+        await perdure.terminate_run(reason="nothing left to do")
+        await work("after")
+
+    async with app:
+        handle = await app.start(quitter, id="quitter")
+        with pytest.raises(perdure.RunTerminated, match="nothing left to do"):
+            await handle.result(timeout=10)
+        await asyncio.sleep(0.3)
+        assert done == ["before"]
+    with pytest.raises(perdure.NotInWorkflow):
+        await perdure.pause_run("quitter")
+
+
+async def test_a_paused_run_whose_code_ended_completes_only_when_resumed(
+    app: perdure.App,
+) -> None:
+    @app.workflow()
+    async def last_word() -> str:
+        await perdure.pause_run(reason="hold the result")
+        return "released"
+
+    async with app:
+        handle = await app.start(last_word, id="last-word")
+        await status_is(handle, RunStatus.PAUSED)
+        await asyncio.sleep(0.3)
+        assert await handle.status() is RunStatus.PAUSED
+        await handle.resume()
+        assert await handle.result(timeout=10) == "released"

@@ -17,9 +17,15 @@ _SCHEMES: dict[str, tuple[str, str, str | None, tuple[str, ...]]] = {
     "sqlite": ("sqlite", "SQLiteBackend", None, ()),
     "postgresql": ("postgres", "PostgresBackend", "postgres", ("psycopg", "psycopg_pool")),
     "postgres": ("postgres", "PostgresBackend", "postgres", ("psycopg", "psycopg_pool")),
+    "redis": ("redis", "RedisBackend", "redis", ("redis",)),
+    "rediss": ("redis", "RedisBackend", "redis", ("redis",)),
+    "mysql": ("mysql", "MySQLBackend", "mysql", ("asyncmy",)),
+    "mariadb": ("mysql", "MySQLBackend", "mysql", ("asyncmy",)),
 }
 
-_KNOWN = "sqlite:///path.db, postgresql://host/db or memory://"
+_KNOWN = (
+    "sqlite:///path.db, postgresql://host/db, mysql://host/db, redis://host:6379/0 or memory://"
+)
 
 
 def resolve_url(url: str | None) -> str:
@@ -31,10 +37,6 @@ def open_backend(url: str | None = None) -> Backend:
     url = resolve_url(url)
     scheme = url.split(":", 1)[0].lower()
     if scheme not in _SCHEMES:
-        if scheme in ("mysql", "mariadb", "redis"):
-            raise ConfigurationError(
-                f"the {scheme}:// backend is not available in this version of perdure; use {_KNOWN}"
-            )
         raise ConfigurationError(f"unknown database URL scheme {scheme!r} in {url!r}; use {_KNOWN}")
     module_name, class_name, extra, drivers = _SCHEMES[scheme]
     try:

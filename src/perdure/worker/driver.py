@@ -21,13 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ErrorInfo, SerializationError, StepTimeout
 from ..records import Checkpoint, EntryKind, InboxItem, InboxKind, Outcome
-from ..workflow.context import StepInfo, current_step
+from ..workflow.context import StepInfo, StepLog, current_step, running_app, step_log
 from ..workflow.instance import Operation, WorkflowInstance
 
 if TYPE_CHECKING:
     from .worker import Worker
 
 log = logging.getLogger("perdure.worker")
+
+
+_CONTROLS = (InboxKind.PAUSE, InboxKind.RESUME)
 
 
 @dataclass
@@ -39,6 +42,7 @@ class _Attempt:
     retry_at: float | None
     consumed: list[int]
     done_at: float  # when the attempt finished (the workflow's time for it)
+    logs: list[tuple[float, str, str]]  # what it logged through perdure.logger
 
 
 class RunDriver:
@@ -78,10 +82,12 @@ class RunDriver:
             if inst.nondeterminism is not None:
                 await self._hold()
                 return
-            held_back = (worker.stopping or inst.paused) and not inst.finished
+            # A paused run does not end either: its outcome is written after a resume.
+            ending = inst.finished and not inst.paused
+            held_back = (worker.stopping or inst.paused) and not ending
             # Shutting down or paused: start nothing new, and hand the run back.
             to_start = [] if inst.finished or held_back else self._steps_to_start(now)
-            release = not inst.finished and not self.inflight and not to_start
+            release = not ending and not self.inflight and not to_start
             writes = inst.take_writes()
             cp = Checkpoint(
                 self.run_id,
@@ -90,15 +96,15 @@ class RunDriver:
                 now,
                 now + worker.lease_ttl,
                 **writes,
-                outcome=inst.outcome,
-                result=inst.result,
-                error=inst.error,
-                new_input=inst.new_input,
+                outcome=inst.outcome if ending else Outcome.NONE,
+                result=inst.result if ending else None,
+                error=inst.error if ending else None,
+                new_input=inst.new_input if ending else None,
                 release=release,
                 mailbox_seen=self.mailbox_seen,
                 # Steps left unstarted by a shutdown: another worker should go on at once
                 # (a paused run is not claimed until it is resumed).
-                runnable=held_back and self._has_unstarted_steps(),
+                runnable=held_back and (inst.finished or self._has_unstarted_steps()),
             )
             if not cp.is_empty():
                 result = await worker.committer.commit(cp)
@@ -109,11 +115,11 @@ class RunDriver:
                 if result.mailbox != self.mailbox_seen:
                     self.mailbox_latest = max(self.mailbox_latest, result.mailbox)
                     self.need_fetch = True
-                if cp.events or inst.finished:
+                if cp.events or ending:
                     worker.app_hub.changed(self.run_id)
-                if release or inst.finished:
+                if release or ending:
                     self.holding = False
-            if inst.finished:
+            if ending:
                 inst.close()
                 worker.on_finished(self.run_id, inst.outcome)
                 return
@@ -131,14 +137,17 @@ class RunDriver:
         finished, inbox items by the time they became due. Order by time (not by arrival
         in this worker) makes the outcome independent of how long a worker was away."""
         inst = self.instance
-        while not inst.finished and inst.nondeterminism is None:
-            events: list[tuple[float, int, int]] = [
-                (r.done_at, 0, i) for i, r in enumerate(self.results)
-            ]
+        # Code that ended while paused takes nothing more but the operator's resume.
+        while (not inst.finished or inst.paused) and inst.nondeterminism is None:
+            events: list[tuple[float, int, int]] = []
+            if not inst.finished:
+                events.extend((r.done_at, 0, i) for i, r in enumerate(self.results))
             events.extend(
                 (item.visible_at, 1, item.id)
                 for item in self.inbox.values()
-                if item.kind.due(item.visible_at, now) and item.kind is not InboxKind.RETRY
+                if item.kind.due(item.visible_at, now)
+                and item.kind is not InboxKind.RETRY
+                and (not inst.finished or item.kind in _CONTROLS)
             )
             events.sort()
             for _, source, key in events:
@@ -160,7 +169,7 @@ class RunDriver:
         else:
             self.retry_due.pop(r.op.pos, None)
         self.instance.complete_step(
-            r.op, r.attempt, r.value, r.error, r.retry_at, r.done_at, r.consumed
+            r.op, r.attempt, r.value, r.error, r.retry_at, r.done_at, r.consumed, r.logs
         )
 
     def _steps_to_start(self, now: float) -> list[tuple[Operation, list[int]]]:
@@ -276,6 +285,9 @@ class RunDriver:
         value: bytes | None = None
         error: ErrorInfo | None = None
         retry_at: float | None = None
+        logs = StepLog(worker.clock.now)
+        step_log.set(logs)
+        running_app.set(worker.app)
         try:
             result = await self._call(
                 step.fn, op.args, op.kwargs, step.is_async, step.timeout, step.name
@@ -294,7 +306,9 @@ class RunDriver:
                 retry_at = worker.clock.now() + step.retry.delay(counted)
         self.inflight.pop(op.pos, None)
         done_at = worker.clock.now()
-        self.results.append(_Attempt(op, attempt, value, error, retry_at, consumed, done_at))
+        self.results.append(
+            _Attempt(op, attempt, value, error, retry_at, consumed, done_at, logs.lines)
+        )
         self.wakeup.set()
 
     async def _call(

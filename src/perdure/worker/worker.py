@@ -348,7 +348,12 @@ class Worker:
                 # Only the soonest matter for precision; later ones are met by polling.
                 self._wakes = heapq.nsmallest(_MAX_WAKES // 4, self._wakes)
             self.poke()
-        keep = self.sticky and not self.stopping and (due is None or due - now <= self.cache_idle)
+        keep = (
+            self.sticky
+            and not self.stopping
+            and not driver.instance.finished  # ended while paused: replayed on resume
+            and (due is None or due - now <= self.cache_idle)
+        )
         driver.parked = keep
         if keep:
             self._cache[driver.run_id] = _Cached(

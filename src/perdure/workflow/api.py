@@ -18,7 +18,7 @@ from typing import Any, Generic, NoReturn, TypeVar
 from ..clock import Clock, to_datetime
 from ..errors import ContinueAsNew, NotInWorkflow
 from ..retry import seconds
-from .context import StepInfo, WorkflowInfo, current_instance, current_step
+from .context import StepInfo, WorkflowInfo, current_instance, current_step, step_log
 from .definition import WorkflowFunction
 from .instance import Operation, WorkflowInstance
 
@@ -160,8 +160,34 @@ async def start_child(
     return ChildHandle(instance, op, workflow)
 
 
+STORED_LEVEL = logging.INFO  # lines at this level or above are kept with the run
+MAX_LINE_CHARS = 4000
+
+
+def stored_line(level: int, msg: Any, args: tuple[Any, ...]) -> tuple[str, str]:
+    try:
+        text = str(msg) % args if args else str(msg)
+    except (TypeError, ValueError):
+        text = f"{msg} {args}"
+    if len(text) > MAX_LINE_CHARS:
+        text = text[: MAX_LINE_CHARS - 3] + "..."
+    return logging.getLevelName(level), text
+
+
 class _RunLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """Adds run and step ids to each record; stays quiet while a workflow replays."""
+    """Adds run and step ids to each record; stays quiet while a workflow replays.
+    Lines at INFO and above are also stored with the run (whatever the logging
+    configuration says), to be read later with ``handle.logs()``."""
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if level >= STORED_LEVEL:
+            lines = step_log.get()
+            instance = current_instance() if lines is None else None
+            if lines is not None:
+                lines.add(*stored_line(level, msg, args))
+            elif instance is not None and not instance.log_line(*stored_line(level, msg, args)):
+                return  # logged (and kept) before: the code is re-executing
+        super().log(level, msg, *args, **kwargs)
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
         extra = dict(kwargs.get("extra") or {})

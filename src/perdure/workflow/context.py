@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .instance import WorkflowInstance
@@ -47,4 +48,25 @@ class WorkflowInfo:
 
 current_step: contextvars.ContextVar[StepInfo | None] = contextvars.ContextVar(
     "perdure_step", default=None
+)
+
+
+@dataclass
+class StepLog:
+    """The lines a step attempt logs through perdure.logger, kept with the run."""
+
+    now: Callable[[], float]  # the worker's clock
+    lines: list[tuple[float, str, str]] = field(default_factory=list)
+
+    def add(self, level: str, message: str) -> None:
+        self.lines.append((self.now(), level, message))
+
+
+# Set by the worker around each step attempt.
+step_log: contextvars.ContextVar[StepLog | None] = contextvars.ContextVar(
+    "perdure_step_log", default=None
+)
+# The app of the worker executing the current step (for the control steps).
+running_app: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "perdure_running_app", default=None
 )

@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import logging
 import random as _random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,7 @@ from .loop import WorkflowLoop
 log = logging.getLogger("perdure.workflow")
 
 HISTORY_WARNING = 10_000
+MAX_STORED_LINES = 100  # log lines kept per step attempt, and per workflow checkpoint
 
 # Which recorded kinds a requested operation may find at its position.
 _ACCEPTS: dict[EntryKind, tuple[EntryKind, ...]] = {
@@ -120,6 +122,14 @@ class WorkflowInstance:
         self.live_children: dict[str, int] = {}
         # What the next checkpoint must write.
         self._new: list[JournalEntry] = []
+        self._logs = 0  # lines the code logged since the last checkpoint
+        # Lines the workflow's own code logged (position -1), recorded / seen this time.
+        self._lines_recorded = sum(
+            1
+            for e in journal
+            if e.kind is EntryKind.LOG and json.loads(e.payload or b"{}").get("position") == -1
+        )
+        self._lines_seen = 0
         self._consumed: list[int] = []
         self._inbox_out: list[NewInboxItem] = []
         self._cancel_timers: list[int] = []
@@ -465,6 +475,18 @@ class WorkflowInstance:
         if self._main is not None and not self._main.done():
             self._main.cancel(msg=reason)
 
+    def log_line(self, level: str, message: str) -> bool:
+        """Keep a line the workflow code logged with the run; False if the journal has
+        it already (code re-executed after its last recorded result logs it again)."""
+        self._lines_seen += 1
+        if self.replaying or self._lines_seen <= self._lines_recorded:
+            return False
+        self._logs += 1
+        if self._logs <= MAX_STORED_LINES:
+            payload = {"level": level, "message": message, "position": -1, "attempt": 0}
+            self._append(-1, EntryKind.LOG, self.workflow.name, json.dumps(payload).encode())
+        return True
+
     def complete_step(
         self,
         op: Operation,
@@ -474,8 +496,22 @@ class WorkflowInstance:
         retry_at: float | None,
         at: float,
         consumed: list[int],
+        logs: Sequence[tuple[float, str, str]] = (),
     ) -> None:
-        """Record a step attempt's outcome; a final one is delivered to the code."""
+        """Record a step attempt's outcome, after the lines it logged; a final outcome is
+        delivered to the code."""
+        for logged_at, level, message in logs[:MAX_STORED_LINES]:
+            line = {"level": level, "message": message, "position": op.pos, "attempt": attempt}
+            self._new.append(
+                JournalEntry(
+                    self.committed + len(self._new),
+                    -1,
+                    EntryKind.LOG,
+                    op.name,
+                    json.dumps(line).encode(),
+                    logged_at,
+                )
+            )
         self.loop.set_time(at)
         self._consumed.extend(consumed)
         if error is not None and retry_at is not None:
@@ -582,6 +618,7 @@ class WorkflowInstance:
             "events": self._events,
         }
         self.committed += len(self._new)
+        self._logs = 0
         self._new, self._consumed, self._inbox_out = [], [], []
         self._cancel_timers, self._children, self._cancel_runs = [], [], []
         self._events = {}

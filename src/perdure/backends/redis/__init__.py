@@ -1,0 +1,44 @@
+"""The Redis backend: many worker processes (and machines) on one Redis 7 server.
+
+``redis://[[user]:password@]host:6379/0?prefix=perdure:`` (``rediss://`` for TLS).
+Every key starts with the prefix (``perdure:`` by default), so several applications
+can share one database; other query parameters go to redis-py (``socket_timeout``,
+``max_connections``, ...). Needs redis-py: ``pip install 'perdure[redis]'``.
+
+Every method that writes is one Lua script (EVALSHA), which Redis runs atomically; a
+checkpoint batch is one script call (a group commit), each checkpoint in it checked in
+full (fenced by owner + token, its journal entries continuing the journal) before it
+writes, since Redis does not undo a script that fails halfway. Claims pop due runs in
+a script too, so processes never claim a run twice. Scripts derive their keys from
+the prefix (flag ``no-cluster``): one server, not a cluster. Workers find new work by
+polling (``poll_interval``).
+
+The keys of one store (``P`` the prefix; a time is stored as its repr string, a
+payload as raw bytes, a field that is None is absent):
+
+- ``P run:<id>`` hash: the run's record, one field per ``RunRecord`` attribute.
+- ``P journal:<id>`` hash: seq -> the entry (a JSON header, a newline, the payload);
+  a seq already there refuses the checkpoint that repeats it.
+- ``P inbox:<id>`` sorted set: the unconsumed inbox item ids, scored by id (the
+  order of arrival); ``P item:<item id>`` hash: the item; ``P next_item``: the
+  counter that numbers items.
+- ``P waits:<id>`` sorted set: the unconsumed items other than messages, by
+  visible_at: when a parked run needs waking (``rules.wake_after``).
+- ``P keys:<id>`` hash: item key -> item id, consumed items included, so that a key
+  is used once per run (per generation: a continued run keeps only its carried-over
+  items' keys).
+- ``P events:<id>`` hash: event key -> value.
+- ``P due:<workflow>`` sorted set: runs with no lease that need a worker, by wake_at;
+  ``P leases:<workflow>`` sorted set: leased runs, by lease_until. A claim takes due
+  members and members whose lease ran out, in one script; ``next_wake_at`` reads the
+  first of each (``P workflows`` is the set of workflow names).
+- ``P idx:all``, ``P idx:workflow:<name>``, ``P idx:status:<status>``,
+  ``P idx:parent:<id>`` sorted sets: run ids by created_at, for ``list_runs`` (ties
+  sort by id, as the cursor does); ``P finished`` sorted set: ended runs by
+  finished_at, for ``purge_runs``.
+- ``P layout``: the version of this layout, written by the first open.
+"""
+
+from .backend import RedisBackend
+
+__all__ = ["RedisBackend"]

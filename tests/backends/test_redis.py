@@ -1,0 +1,423 @@
+"""Redis only: what the conformance suite cannot see from one backend object.
+
+Several processes share one Redis, each with connections of its own; here two
+``RedisBackend`` objects on one prefix stand in for two processes. Each test gets a
+fresh key prefix in the test database (the shared ``url`` fixture).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from perdure.backends import open_backend
+from perdure.errors import ConfigurationError
+from perdure.records import (
+    Checkpoint,
+    EntryKind,
+    InboxKind,
+    JournalEntry,
+    NewInboxItem,
+    NewRun,
+    Outcome,
+    RunFilter,
+    RunStatus,
+)
+
+redis = pytest.importorskip("redis")
+from perdure.backends.redis import RedisBackend  # noqa: E402
+from perdure.backends.redis.layout import LAYOUT_VERSION, encode_entry  # noqa: E402
+from stores.redis import drop, keys_of, prefix_of  # noqa: E402
+
+NOW = 1000.0
+TTL = 30.0
+
+
+@pytest.fixture
+def backend_name() -> str:
+    return "redis"
+
+
+@pytest.fixture
+def raw(url: str) -> Iterator[Any]:
+    """A plain client of the test database, to look at what the backend wrote."""
+    client = redis.Redis.from_url(url.split("?", 1)[0])
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+async def store(url: str) -> AsyncIterator[RedisBackend]:
+    backend = RedisBackend.from_url(url)
+    await backend.open()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+@pytest.fixture
+async def pair(url: str) -> AsyncIterator[tuple[RedisBackend, RedisBackend]]:
+    one, two = RedisBackend.from_url(url), RedisBackend.from_url(url)
+    await one.open()
+    await two.open()
+    try:
+        yield one, two
+    finally:
+        await one.close()
+        await two.close()
+
+
+def step(seq: int) -> JournalEntry:
+    return JournalEntry(seq, seq, EntryKind.STEP, "s", b"1", NOW)
+
+
+class TestURL:
+    def test_parameters(self) -> None:
+        backend = RedisBackend.from_url(
+            "redis://:s3cret@cache.example:6380/2?prefix=shop:&socket_timeout=5"
+        )
+        assert backend.prefix == "shop:"
+        # Everything perdure does not know is redis-py's; the password stays out of logs.
+        assert backend.client_url == "redis://:s3cret@cache.example:6380/2?socket_timeout=5"
+        assert "s3cret" not in backend.url
+        assert backend.url.startswith("redis://:***@cache.example:6380/2")
+
+    def test_defaults_and_tls(self) -> None:
+        backend = open_backend("redis://localhost:6379/0")
+        assert isinstance(backend, RedisBackend)
+        assert backend.prefix == "perdure:"
+        secure = open_backend("rediss://app:pw@localhost/0")
+        assert isinstance(secure, RedisBackend)
+        assert secure.url == "rediss://app:***@localhost/0"
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "redis://localhost/0?prefix=",
+            "redis://localhost/0?max_connections=many",
+            "redis://localhost/0?socket_timeout=soon",
+        ],
+    )
+    def test_bad_parameters_are_configuration_errors(self, url: str) -> None:
+        with pytest.raises(ConfigurationError):
+            open_backend(url)
+
+
+def test_without_redis_py_the_error_names_the_extra() -> None:
+    script = (
+        "import sys\n"
+        "sys.modules['redis'] = None  # as if it were not installed\n"
+        "import perdure\n"
+        "from perdure.errors import ConfigurationError\n"
+        "perdure.App('memory://')\n"
+        "try:\n"
+        "    perdure.App('redis://localhost:6379/0')\n"
+        "except ConfigurationError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "pip install 'perdure[redis]'" in out.stdout
+
+
+class TestLayout:
+    async def test_every_key_is_under_the_prefix(self, url: str, raw: Any) -> None:
+        prefix = prefix_of(url)
+        before = set(raw.keys("*"))
+        backend = RedisBackend.from_url(url)
+        await backend.open()
+        try:
+            await backend.create_run(NewRun("r", "wf", b"", NOW, timeout=60.0))
+            await backend.deliver(NewInboxItem("r", InboxKind.SIGNAL, NOW, topic="t"), NOW)
+            [claim] = await backend.claim_runs("w", 1, NOW, NOW + TTL, ["wf"])
+            cp = Checkpoint("r", "w", claim.token, NOW, NOW + TTL, entries=[step(0)])
+            cp.events = {"k": b"v"}
+            assert (await backend.checkpoint([cp]))[0].applied
+        finally:
+            await backend.close()
+        added = set(raw.keys("*")) - before
+        assert added
+        assert all(key.startswith(prefix.encode()) for key in added)
+        assert raw.get(f"{prefix}layout") == str(LAYOUT_VERSION).encode()
+
+    async def test_two_prefixes_in_one_database_are_separate_stores(self, url: str) -> None:
+        other = url.replace(prefix_of(url), prefix_of(url) + "b:")
+        try:
+            one, two = RedisBackend.from_url(url), RedisBackend.from_url(other)
+            for backend, data in ((one, b"one"), (two, b"two")):
+                await backend.open()
+                _, created = await backend.create_run(NewRun("r", "wf", data, NOW))
+                assert created
+            rec_one, rec_two = await one.get_run("r"), await two.get_run("r")
+            assert rec_one is not None and rec_two is not None
+            assert (rec_one.input, rec_two.input) == (b"one", b"two")
+            assert len((await one.list_runs(RunFilter(), 10, None)).runs) == 1
+            await one.close()
+            await two.close()
+        finally:
+            drop(other)
+
+    async def test_reopening_is_idempotent_and_keeps_the_data(self, url: str) -> None:
+        backend = RedisBackend.from_url(url)
+        await backend.open()
+        await backend.open()  # opening twice is harmless
+        await backend.create_run(NewRun("r", "wf", b"kept", NOW))
+        await backend.close()
+        await backend.close()
+        for _ in range(2):
+            again = RedisBackend.from_url(url)
+            await again.open()
+            try:
+                rec = await again.get_run("r")
+                assert rec is not None
+                assert (rec.input, rec.status) == (b"kept", RunStatus.PENDING)
+            finally:
+                await again.close()
+
+    async def test_a_store_written_by_a_newer_layout_is_refused(self, url: str, raw: Any) -> None:
+        raw.set(f"{prefix_of(url)}layout", LAYOUT_VERSION + 1)
+        backend = RedisBackend.from_url(url)
+        with pytest.raises(ConfigurationError, match="newer perdure"):
+            await backend.open()
+        await backend.close()
+
+    async def test_times_and_payloads_come_back_exact(self, store: RedisBackend) -> None:
+        created = 1_700_000_000.1 + 0.2  # not a short decimal
+        payload = bytes(range(256))  # every byte, NUL and invalid UTF-8 included
+        await store.create_run(NewRun("r:ü", "wf", payload, created, timeout=1e-9))
+        [claim] = await store.claim_runs("w", 1, created + 1, created + 1 + TTL / 3, ["wf"])
+        assert claim.run.created_at == created
+        assert claim.run.input == payload
+        assert claim.run.lease_until == created + 1 + TTL / 3
+        [deadline] = claim.inbox
+        assert deadline.visible_at == created + 1e-9
+        entry = JournalEntry(0, 3, EntryKind.STEP, "naïve\nname", payload, created / 7, 2, True)
+        cp = Checkpoint("r:ü", "w", claim.token, created + 2, created + 3, entries=[entry])
+        assert (await store.checkpoint([cp]))[0].applied
+        assert await store.read_journal("r:ü") == [entry]
+
+    async def test_a_fork_with_a_long_journal_is_created_whole(self, store: RedisBackend) -> None:
+        # Far more entries than one Lua call can pass along at once.
+        journal = tuple(step(i) for i in range(10_000))
+        events = tuple((f"k{i}", b"v") for i in range(5_000))
+        rec, created = await store.create_run(
+            NewRun("fork", "wf", b"", NOW, journal=journal, events=events)
+        )
+        assert created and rec.journal_len == 10_000
+        assert await store.read_journal("fork") == list(journal)
+        assert await store.get_event("fork", "k4999") == b"v"
+
+    async def test_purging_a_run_leaves_none_of_its_keys(
+        self, store: RedisBackend, url: str
+    ) -> None:
+        prefix = prefix_of(url)
+        await store.create_run(NewRun("keep", "wf", b"", NOW))
+        before = set(keys_of(prefix))
+        await store.create_run(NewRun("gone", "other", b"", NOW, timeout=60.0))
+        await store.deliver(NewInboxItem("gone", InboxKind.SIGNAL, NOW, key="m"), NOW)
+        [claim] = await store.claim_runs("w", 1, NOW, NOW + TTL, ["other"])
+        cp = Checkpoint(
+            "gone",
+            "w",
+            claim.token,
+            NOW,
+            NOW + TTL,
+            entries=[step(0)],
+            inbox=[NewInboxItem("gone", InboxKind.TIMER, NOW + 9, pos=1, key="timer:0:1")],
+            events={"k": b"v"},
+            outcome=Outcome.COMPLETED,
+            result=b"1",
+        )
+        assert (await store.checkpoint([cp]))[0].applied
+        assert await store.purge_runs(NOW + 1, 10) == ["gone"]
+        left = set(keys_of(prefix)) - before
+        # Only the counter that numbers inbox items may stay.
+        assert {key.decode()[len(prefix) :] for key in left} <= {"next_item"}
+        assert await store.get_run("gone") is None
+        assert [r.id for r in (await store.list_runs(RunFilter(), 10, None)).runs] == ["keep"]
+
+
+class TestSharedStore:
+    async def test_two_backends_never_claim_the_same_run(
+        self, pair: tuple[RedisBackend, RedisBackend]
+    ) -> None:
+        one, two = pair
+        runs = {f"r{i:03d}" for i in range(300)}
+        await asyncio.gather(*(one.create_run(NewRun(r, "wf", b"", NOW)) for r in runs))
+
+        async def drain(backend: RedisBackend, owner: str) -> list[str]:
+            taken: list[str] = []
+            while claims := await backend.claim_runs(owner, 3, NOW, NOW + TTL, ["wf"]):
+                taken.extend(c.run.id for c in claims)
+            return taken
+
+        # Two owners on each backend, all claiming at once.
+        results = await asyncio.gather(
+            drain(one, "a"), drain(two, "b"), drain(one, "c"), drain(two, "d")
+        )
+        everything = [run_id for taken in results for run_id in taken]
+        assert len(everything) == len(set(everything)), "a run was claimed twice"
+        assert set(everything) == runs
+        for taken, owner in zip(results, "abcd", strict=True):
+            for run_id in taken[:5]:
+                rec = await two.get_run(run_id)
+                assert rec is not None
+                assert (rec.owner, rec.lease_token) == (owner, 1)
+
+    def test_processes_claiming_at_once_never_share_a_run(self, url: str) -> None:
+        script = (
+            "import asyncio, sys\n"
+            "from perdure.backends import open_backend\n"
+            "url, owner = sys.argv[1:]\n"
+            "async def main():\n"
+            "    backend = open_backend(url)\n"
+            "    taken = []\n"
+            "    while claims := await backend.claim_runs(owner, 2, 1000.0, 1030.0, ['wf']):\n"
+            "        taken.extend(c.run.id for c in claims)\n"
+            "    await backend.close()\n"
+            "    print(' '.join(taken))\n"
+            "asyncio.run(main())\n"
+        )
+
+        async def create() -> None:
+            backend = RedisBackend.from_url(url)
+            await asyncio.gather(
+                *(backend.create_run(NewRun(f"r{i:03d}", "wf", b"", NOW)) for i in range(400))
+            )
+            await backend.close()
+
+        asyncio.run(create())
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", script, url, f"p{i}"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for i in range(4)
+        ]
+        taken: list[str] = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err.decode()
+            taken.extend(out.decode().split())
+        assert len(taken) == len(set(taken)) == 400
+
+    async def test_a_lease_is_fenced_across_backends(
+        self, pair: tuple[RedisBackend, RedisBackend]
+    ) -> None:
+        one, two = pair
+        await one.create_run(NewRun("r", "wf", b"", NOW))
+        [first] = await one.claim_runs("a", 10, NOW, NOW + TTL, ["wf"])
+        assert await two.claim_runs("b", 10, NOW + 1, NOW + 1 + TTL, ["wf"]) == []
+        [second] = await two.claim_runs("b", 10, NOW + TTL + 1, NOW + 2 * TTL, ["wf"])
+        assert second.token == first.token + 1
+        assert second.run.recoveries == 1
+        stale = Checkpoint("r", "a", first.token, NOW + TTL + 2, NOW + 2 * TTL, entries=[step(0)])
+        [result] = await one.checkpoint([stale])
+        assert not result.applied
+        assert await two.read_journal("r") == []
+        assert not await one.release("r", "a", first.token, NOW + TTL + 2)
+        assert await one.extend_leases("a", {"r": first.token}, NOW + 3 * TTL) == {}
+        current = Checkpoint(
+            "r", "b", second.token, NOW + TTL + 2, NOW + 2 * TTL, entries=[step(0)]
+        )
+        [result] = await two.checkpoint([current])
+        assert result.applied
+        assert await one.read_journal("r") == [step(0)]
+
+
+class TestBatches:
+    @pytest.mark.parametrize("sender_first", [True, False], ids=["sender-first", "parker-first"])
+    async def test_a_message_from_the_same_batch_wakes_a_run_parking_in_it(
+        self, store: RedisBackend, sender_first: bool
+    ) -> None:
+        """The committer batches checkpoints of many runs: one run may send to another
+        that parks in the same batch, unaware of the message. It must not stay parked."""
+        for run_id in ("sender", "waiter"):
+            await store.create_run(NewRun(run_id, "wf", b"", NOW))
+        claims = {c.run.id: c for c in await store.claim_runs("w", 9, NOW, NOW + 30, ["wf"])}
+        sender, waiter = claims["sender"], claims["waiter"]
+        message = NewInboxItem("waiter", InboxKind.SIGNAL, NOW, topic="t", payload=b"hi")
+        send = Checkpoint("sender", "w", sender.token, NOW, NOW + TTL, inbox=[message])
+        park = Checkpoint("waiter", "w", waiter.token, NOW, NOW + TTL, release=True, mailbox_seen=0)
+        results = await store.checkpoint([send, park] if sender_first else [park, send])
+        assert all(r.applied for r in results)
+        rec = await store.get_run("waiter")
+        assert rec is not None
+        assert (rec.owner, rec.mailbox, rec.wake_at) == (None, 1, NOW)
+        [again] = await store.claim_runs("w2", 9, NOW, NOW + TTL, ["wf"])
+        assert again.run.id == "waiter"
+        assert [i.payload for i in again.inbox] == [b"hi"]
+
+    async def test_a_duplicate_journal_entry_aborts_only_its_checkpoint(
+        self, store: RedisBackend, url: str, raw: Any
+    ) -> None:
+        for run_id in ("a", "b"):
+            await store.create_run(NewRun(run_id, "wf", b"", NOW))
+        claims = {c.run.id: c for c in await store.claim_runs("w", 9, NOW, NOW + 30, ["wf"])}
+        # A journal entry the run's length does not count (as a bad restore would
+        # leave): the fence passes, the seq check refuses the checkpoint.
+        old = JournalEntry(0, 0, EntryKind.STEP, "old", None, 0.0)
+        raw.hset(f"{prefix_of(url)}journal:a", "0", encode_entry(old))
+        batch = [
+            Checkpoint(
+                r, "w", claims[r].token, NOW, NOW + TTL, entries=[step(0)], events={"k": b"v"}
+            )
+            for r in ("a", "b")
+        ]
+        results = await store.checkpoint(batch)
+        assert [r.applied for r in results] == [False, True]
+        assert await store.read_journal("a") == [old]
+        assert await store.get_event("a", "k") is None
+        assert await store.read_journal("b") == [step(0)]
+        rec = await store.get_run("a")
+        assert rec is not None and rec.journal_len == 0
+
+
+async def test_one_backend_serves_several_event_loops(url: str) -> None:
+    """The sync surface runs its own loop on a thread: the same backend object must
+    work there, here, and here again after being closed from there."""
+    backend = RedisBackend.from_url(url)
+    await backend.open()
+    await backend.create_run(NewRun("here", "wf", b"1", NOW))
+    seen: list[Any] = []
+
+    def elsewhere() -> None:
+        async def main() -> None:
+            seen.append(await backend.get_run("here"))
+            seen.append(await backend.create_run(NewRun("there", "wf", b"2", NOW)))
+            await backend.close()
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    await asyncio.to_thread(thread.join, 60)
+    assert not thread.is_alive()
+    assert seen[0] is not None and seen[0].input == b"1"
+    assert seen[1][1] is True
+    rec = await backend.get_run("there")  # reopens on this loop
+    assert rec is not None and rec.input == b"2"
+    await backend.close()
+
+
+async def test_more_callers_than_connections_wait_their_turn(url: str) -> None:
+    backend = RedisBackend.from_url(url + "&max_connections=2")
+    await backend.open()
+    try:
+        results = await asyncio.gather(
+            *(backend.create_run(NewRun(f"r{i}", "wf", b"", NOW)) for i in range(200))
+        )
+        assert all(created for _, created in results)
+    finally:
+        await backend.close()
