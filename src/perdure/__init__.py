@@ -37,6 +37,7 @@ from .records import IdPolicy, RunStatus
 from .replayer import ReplayResult
 from .retry import Retry
 from .worker import Worker
+from .worker.registry import WorkerInfo
 from .workflow.api import (
     ChildHandle,
     continue_as_new,
@@ -95,6 +96,7 @@ __all__ = [
     "SyncHandle",
     "VirtualClock",
     "Worker",
+    "WorkerInfo",
     "WorkflowFunction",
     "WorkflowInfo",
     "WorkflowSandboxError",

@@ -25,7 +25,8 @@ from .portal import Portal
 from .records import IdPolicy, NewRun, RunFilter, RunRecord, RunStatus
 from .replayer import ReplayResult
 from .retry import Retry, seconds
-from .worker import Worker
+from .worker import Worker, registry
+from .worker.registry import WorkerInfo, alive_after, why_waiting
 from .workflow.definition import StepDecorator, StepFunction, WorkflowFunction
 
 P = ParamSpec("P")
@@ -51,6 +52,7 @@ class App:
         sticky_cache: bool = True,
         max_recoveries: int | None = 10,
         retention: float | timedelta | None = None,
+        version: str | None = None,
     ) -> None:
         self.url = resolve_url(url)
         self.backend: Backend = open_backend(self.url)
@@ -64,6 +66,9 @@ class App:
         if max_recoveries is not None and max_recoveries < 0:
             raise ValueError("max_recoveries must be >= 0, or None for no limit")
         self.max_recoveries = max_recoveries
+        if version is not None and (not isinstance(version, str) or not version):
+            raise ValueError("version must be a non-empty string, or None for unpinned runs")
+        self.version = version
         self.retention = seconds(retention) if retention is not None else None
         if self.retention is not None and self.retention <= 0:
             raise ValueError("retention must be a positive duration, or None to keep runs")
@@ -273,7 +278,9 @@ class App:
         now = self.clock.now()
         limit = seconds(timeout) if timeout is not None else wf.timeout
         start_at = now + (seconds(delay) or 0.0) if delay is not None else None
-        new = NewRun(run_id, wf.name, data, now, timeout=limit, start_at=start_at)
+        new = NewRun(
+            run_id, wf.name, data, now, timeout=limit, start_at=start_at, version=self.version
+        )
         rec, created = await self.backend.create_run(new)
         if not created and rec.workflow != wf.name:
             raise RunConflict(run_id, rec.workflow, wf.name)
@@ -313,10 +320,15 @@ class App:
             created_before=created_before.timestamp() if created_before else None,
         )
         cursor: str | None = None
+        workers: list[WorkerInfo] | None = None  # read once, if a run is overdue
         while True:
             page = await self.backend.list_runs(filt, page_size, cursor)
             for rec in page.runs:
-                yield RunInfo.from_record(rec)
+                reason = None
+                if self._overdue(rec):
+                    workers = await self.workers() if workers is None else workers
+                    reason = why_waiting(rec.workflow, rec.version, workers)
+                yield RunInfo.from_record(rec, reason)
             if page.cursor is None:
                 return
             cursor = page.cursor
@@ -361,6 +373,28 @@ class App:
         runs that have not ended are never touched. Returns how many were deleted."""
         cutoff = self.clock.now() - (seconds(older_than) or 0.0)
         return await operations.purge(self, cutoff)
+
+    def _overdue(self, rec: RunRecord) -> bool:
+        """Due for a while and not held by a live worker."""
+        now = self.clock.now()
+        return (
+            rec.status.is_active
+            and rec.wake_at is not None
+            and rec.wake_at < now - registry.OVERDUE
+            and (rec.owner is None or (rec.lease_until or 0.0) < now)
+        )
+
+    async def explain_wait(self, rec: RunRecord) -> str | None:
+        """Why no live worker takes ``rec``, if it has waited for one for a while."""
+        if not self._overdue(rec):
+            return None
+        return why_waiting(rec.workflow, rec.version, await self.workers())
+
+    async def workers(self) -> list[WorkerInfo]:
+        """The workers alive on this app's database (they check in every few seconds)."""
+        await self.open()
+        since = alive_after(self.lease_ttl, self.clock.now())
+        return [WorkerInfo.from_record(w) for w in await self.backend.list_workers(since)]
 
     # -- checking a deploy ---------------------------------------------------------------
 

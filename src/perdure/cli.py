@@ -89,15 +89,34 @@ async def _runs(app: Any, args: argparse.Namespace) -> int:
         if shown == args.limit:
             break
         error = f"  {run.error.type}: {run.error.message}" if run.error else ""
+        if run.waiting_for:
+            error += f"  (waiting: {run.waiting_for})"
         created = f"{run.created_at:%Y-%m-%d %H:%M:%S}"
         print(f"{run.id}  {run.workflow}  {run.status.value}  {created}{error}")
         shown += 1
     return 0
 
 
+async def _migrate(app: Any, args: argparse.Namespace) -> int:
+    await app.open()  # every backend applies its pending migrations when it opens
+    print(f"{app.backend.url}: schema up to date")
+    return 0
+
+
+async def _workers(app: Any, args: argparse.Namespace) -> int:
+    for w in await app.workers():
+        version = w.version or "-"
+        seen = f"{w.seen_at:%H:%M:%S}"
+        print(f"{w.id}  version {version}  holds {w.held}/{w.concurrency}  seen {seen}")
+        print(f"    workflows: {', '.join(w.workflows)}")
+    return 0
+
+
 async def _show(app: Any, args: argparse.Namespace) -> int:
     info = await app.get_run(args.run_id)
     print(f"run {info.id}: {info.workflow}, {info.status.value}")
+    if info.waiting_for:
+        print(f"waiting: {info.waiting_for}")
     if info.error:
         print(f"error: {info.error.type}: {info.error.message}")
     for entry in await app.backend.read_journal(args.run_id):
@@ -155,6 +174,8 @@ async def _replay(app: Any, args: argparse.Namespace) -> int:
 
 _COMMANDS: dict[str, Any] = {
     "runs": _runs,
+    "workers": _workers,
+    "migrate": _migrate,
     "show": _show,
     "retry": _action,
     "pause": _action,
@@ -223,6 +244,8 @@ def _add_run_commands(sub: Any) -> None:
     runs.add_argument("--parent")
     runs.add_argument("--limit", type=int, default=50)
     command("show", "a run and its journal").add_argument("run_id")
+    command("workers", "the workers alive on the database")
+    command("migrate", "create or upgrade perdure's tables (also done on first use)")
     for name, text in (
         ("retry", "retry a failed, cancelled, terminated or dead-lettered run"),
         ("pause", "pause a run: it starts no new step"),

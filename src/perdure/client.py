@@ -44,9 +44,11 @@ class RunInfo:
     recoveries: int  # takeovers after a lost worker in a row, with no progress since
     generation: int  # times it continued as new
     journal_len: int
+    version: str | None = None  # the code version it is pinned to
+    waiting_for: str | None = None  # why no live worker takes it, when it is overdue
 
     @classmethod
-    def from_record(cls, rec: RunRecord) -> RunInfo:
+    def from_record(cls, rec: RunRecord, waiting_for: str | None = None) -> RunInfo:
         return cls(
             id=rec.id,
             workflow=rec.workflow,
@@ -59,6 +61,8 @@ class RunInfo:
             recoveries=rec.recoveries,
             generation=rec.generation,
             journal_len=rec.journal_len,
+            version=rec.version,
+            waiting_for=waiting_for,
         )
 
 
@@ -83,7 +87,8 @@ class Handle(Generic[R]):
         return (await self._record()).status
 
     async def info(self) -> RunInfo:
-        return RunInfo.from_record(await self._record())
+        rec = await self._record()
+        return RunInfo.from_record(rec, await self._app.explain_wait(rec))
 
     async def result(self, timeout: float | timedelta | None = None) -> R:
         """Wait for the run to finish and return its result, typed by the workflow's

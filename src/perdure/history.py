@@ -29,9 +29,17 @@ class LogLine:
 @dataclass(frozen=True)
 class StepAttempt:
     attempt: int
+    started_at: datetime | None  # None for runs recorded before starts were kept
     finished_at: datetime
     error: ErrorInfo | None  # None: it succeeded
     logs: list[LogLine] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds the attempt took, from its start to its result."""
+        if self.started_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ class StepRecord:
     position: int
     name: str
     status: str  # "completed", "failed" (for good) or "retrying"
+    input: Any  # {"args": [...], "kwargs": {...}} as plain JSON; None if not storable
     attempts: list[StepAttempt]
     result: Any  # the recorded return value, as plain JSON (None unless completed)
     error: ErrorInfo | None  # the final error of a failed step
@@ -85,12 +94,14 @@ def steps(journal: list[JournalEntry], decode: Callable[[bytes | None], Any]) ->
         attempts = [
             StepAttempt(
                 e.attempt,
+                _started(e.detail),
                 to_datetime(e.at),
                 ErrorInfo.from_bytes(e.payload) if e.failed else None,
                 logs.get((pos, e.attempt), []),
             )
             for e in entries
         ]
+        given = (entries[0].detail or b"").partition(b"\n")[2]
         last = entries[-1]
         if last.kind is EntryKind.STEP_ATTEMPT:
             status, result, error = "retrying", None, None
@@ -98,5 +109,14 @@ def steps(journal: list[JournalEntry], decode: Callable[[bytes | None], Any]) ->
             status, result, error = "failed", None, ErrorInfo.from_bytes(last.payload)
         else:
             status, result, error = "completed", decode(last.payload), None
-        out.append(StepRecord(pos, last.name, status, attempts, result, error))
+        step_input = decode(given) if given else None
+        out.append(StepRecord(pos, last.name, status, step_input, attempts, result, error))
     return out
+
+
+def _started(detail: bytes | None) -> datetime | None:
+    """When the attempt started: the JSON header line of a step entry's detail."""
+    if not detail:
+        return None
+    started = json.loads(detail.partition(b"\n")[0] or b"{}").get("started")
+    return to_datetime(float(started)) if started is not None else None

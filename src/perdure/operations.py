@@ -257,7 +257,15 @@ async def fork(app: App, run_id: str, from_step: int, new_id: str, by: str) -> N
     origin = f"forked from {run_id!r} at position {from_step}"
     journal.append(replace(control_entry("fork", by, origin, now), seq=len(journal)))
     _, created = await app.backend.create_run(
-        NewRun(new_id, rec.workflow, rec.input, now, journal=tuple(journal), events=events)
+        NewRun(
+            new_id,
+            rec.workflow,
+            rec.input,
+            now,
+            journal=tuple(journal),
+            events=events,
+            version=app.version,
+        )
     )
     if not created:
         raise RunStateError(new_id, "taken", "fork into", "choose another id for the fork")

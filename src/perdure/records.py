@@ -117,6 +117,7 @@ class JournalEntry:
     at: float  # workflow time when it was recorded
     attempt: int = 0  # for steps: the attempt that produced this entry
     failed: bool = False  # the payload is an ErrorInfo (JSON), not a value
+    detail: bytes | None = None  # for steps: when the attempt started, and its input
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ class NewRun:
     # A fork starts with a journal and events taken from another run (seq from 0).
     journal: tuple[JournalEntry, ...] = ()
     events: tuple[tuple[str, bytes], ...] = ()
+    version: str | None = None  # only workers of this code version may run it
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,17 @@ class RunRecord:
     lease_until: float | None
     mailbox: int
     recoveries: int
+    version: str | None = None  # the code version it is pinned to (None: any)
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    """A worker in the registry: when it last checked in, and what it says of itself
+    (JSON the backend does not read)."""
+
+    id: str
+    seen_at: float
+    info: bytes
 
 
 @dataclass(frozen=True)

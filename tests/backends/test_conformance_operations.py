@@ -192,3 +192,51 @@ async def test_a_run_created_with_a_journal_continues_it(backend: Backend) -> No
     assert await backend.get_event("fork", "k") == b"v"
     c = (await claim(backend))["fork"]
     assert (await backend.checkpoint([checkpoint(c, entries=[entry(2)])]))[0].applied
+
+
+async def test_a_worker_with_a_version_claims_only_runs_of_that_version_or_none(
+    backend: Backend,
+) -> None:
+    await backend.create_run(new_run("any"))
+    await backend.create_run(NewRun("v1", "wf", b"", NOW, version="1"))
+    await backend.create_run(NewRun("v2", "wf", b"", NOW, version="2"))
+    assert (await backend.get_run("v2")).version == "2"  # type: ignore[union-attr]
+    claims = await backend.claim_runs("w", 10, NOW, NOW + TTL, ["wf"], None, "2")
+    assert sorted(c.run.id for c in claims) == ["any", "v2"]
+    assert await backend.claim_runs("w", 10, NOW, NOW + TTL, ["wf"], None, "3") == []
+    [c] = await backend.claim_runs("w", 10, NOW, NOW + TTL, ["wf"])
+    assert c.run.id == "v1" and c.run.version == "1"
+    # A child keeps the version its NewRun says.
+    kid = NewRun("kid", "wf", b"", NOW, parent_id="v1", parent_pos=0, version="1")
+    await backend.checkpoint([checkpoint(c, children=[kid])])
+    page = await backend.list_runs(RunFilter(parent_id="v1"), 10, None)
+    assert [(r.id, r.version) for r in page.runs] == [("kid", "1")]
+
+
+async def test_journal_details_are_stored_exactly(backend: Backend) -> None:
+    c = await start(backend, "r")
+    detail = b'{"started": 999.5}\n\x00\xffinput'
+    first = JournalEntry(0, 0, EntryKind.STEP, "s", b"1", NOW, 1, False, detail)
+    second = JournalEntry(1, 1, EntryKind.STEP, "s", b"2", NOW)
+    await backend.checkpoint([checkpoint(c, entries=[first, second])])
+    assert await backend.read_journal("r") == [first, second]
+    fork = JournalEntry(0, 0, EntryKind.STEP, "s", b"1", NOW, 1, False, b"x")
+    await backend.create_run(NewRun("fork", "wf", b"", NOW, journal=(fork,)))
+    assert await backend.read_journal("fork") == [fork]
+
+
+async def test_the_worker_registry(backend: Backend) -> None:
+    assert await backend.list_workers(0) == []
+    await backend.save_worker("b", NOW, b'{"host": "x"}')
+    await backend.save_worker("a", NOW + 5, b"{}")
+    await backend.save_worker("b", NOW + 10, b'{"host": "y"}')  # replaces
+    workers = await backend.list_workers(NOW)
+    assert [(w.id, w.seen_at, w.info) for w in workers] == [
+        ("a", NOW + 5, b"{}"),
+        ("b", NOW + 10, b'{"host": "y"}'),
+    ]
+    assert [w.id for w in await backend.list_workers(NOW + 5)] == ["b"]
+    assert await backend.forget_workers(NOW + 6) == 1  # "a"
+    assert await backend.forget_workers(0, "b") == 1
+    assert await backend.forget_workers(0, "nobody") == 0
+    assert await backend.list_workers(0) == []

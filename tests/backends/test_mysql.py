@@ -41,7 +41,7 @@ from perdure.backends.mysql import MySQLBackend  # noqa: E402
 
 NOW = 1000.0
 TTL = 30.0
-SUFFIXES = {"runs", "journal", "inbox", "events", "schema"}
+SUFFIXES = {"runs", "journal", "inbox", "events", "workers", "schema"}
 
 
 @pytest.fixture
@@ -83,6 +83,31 @@ def schema_versions(prefix: str) -> list[int]:
 def shipped_versions() -> list[int]:
     folder = resources.files("perdure.backends.mysql").joinpath("migrations")
     return sorted(int(f.name.split("_", 1)[0]) for f in folder.iterdir() if f.name.endswith(".sql"))
+
+
+def migration_statements(version: int, prefix: str) -> list[str]:
+    """The statements of one shipped migration, for a store's prefix."""
+    folder = resources.files("perdure.backends.mysql").joinpath("migrations")
+    [script] = [f for f in folder.iterdir() if f.name.startswith(f"{version:04d}_")]
+    chunks = script.read_text().replace("{prefix}", prefix).split(";\n")
+    return [
+        chunk
+        for chunk in chunks
+        if "".join(
+            line for line in chunk.splitlines() if not line.lstrip().startswith("--")
+        ).strip()
+    ]
+
+
+def make_first_schema_store(prefix: str) -> None:
+    """A store as the first release left it: migration 1 applied and recorded."""
+    for statement in migration_statements(1, prefix):
+        store.query(statement)
+    store.query(
+        f"CREATE TABLE `{prefix}schema` (version INT NOT NULL PRIMARY KEY, "
+        "applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP) ENGINE = InnoDB"
+    )
+    store.query(f"INSERT INTO `{prefix}schema` (version) VALUES (1)")
 
 
 def step(seq: int) -> JournalEntry:
@@ -290,8 +315,83 @@ class TestMigrations:
         rows = store.query(f"SELECT id FROM `{prefix}runs` ORDER BY id")
         assert [r.decode() for (r,) in rows] == names
 
+    async def test_a_store_of_the_first_schema_is_upgraded_in_place(
+        self, url: str, prefix: str
+    ) -> None:
+        """A store made before runs had versions, journal entries details and workers a
+        registry: the next open adds them, and the runs already there go on."""
+        make_first_schema_store(prefix)
+        store.query(
+            f"INSERT INTO `{prefix}runs` (id, workflow, status, input, created_at, updated_at, "
+            "wake_at, journal_len) VALUES ('old', 'wf', 'pending', 'in', %s, %s, %s, 1)",
+            (NOW, NOW, NOW),
+        )
+        store.query(
+            f"INSERT INTO `{prefix}journal` (run_id, seq, pos, kind, name, payload, at) "
+            "VALUES ('old', 0, 0, 'step', 's', '1', %s)",
+            (NOW,),
+        )
+        assert schema_versions(prefix) == [1]
+
+        backend = MySQLBackend.from_url(url)
+        await backend.open()
+        try:
+            assert schema_versions(prefix) == shipped_versions()
+            assert store.tables_of(prefix) == {prefix + s for s in SUFFIXES}
+            rec = await backend.get_run("old")
+            assert rec is not None
+            assert (rec.input, rec.status, rec.version) == (b"in", RunStatus.PENDING, None)
+            assert await backend.read_journal("old") == [step(0)]
+            # A versioned worker takes it (it is pinned to no version), and goes on.
+            [claim] = await backend.claim_runs("w", 9, NOW, NOW + TTL, ["wf"], None, "2")
+            assert claim.run.id == "old"
+            detailed = JournalEntry(1, 1, EntryKind.STEP, "s", b"2", NOW, 1, False, b"d")
+            [result] = await backend.checkpoint(
+                [Checkpoint("old", "w", claim.token, NOW, NOW + TTL, entries=[detailed])]
+            )
+            assert result.applied
+            assert await backend.read_journal("old") == [step(0), detailed]
+            await backend.create_run(NewRun("new", "wf", b"", NOW, version="2"))
+            new = await backend.get_run("new")
+            assert new is not None and new.version == "2"
+            await backend.save_worker("w", NOW, b"{}")
+            assert [w.id for w in await backend.list_workers(0)] == ["w"]
+        finally:
+            await backend.close()
+
+    async def test_an_upgrade_interrupted_halfway_is_completed(self, url: str, prefix: str) -> None:
+        """MySQL has no ADD COLUMN IF NOT EXISTS: an upgrade killed after adding a
+        column, before recording itself, runs again over it."""
+        make_first_schema_store(prefix)
+        [add_version, *_] = migration_statements(2, prefix)
+        assert "ADD COLUMN version" in add_version
+        store.query(add_version)
+        backend = MySQLBackend.from_url(url)
+        await backend.open()
+        try:
+            assert schema_versions(prefix) == shipped_versions()
+            await backend.create_run(NewRun("r", "wf", b"", NOW, version="1"))
+            rec = await backend.get_run("r")
+            assert rec is not None and rec.version == "1"
+        finally:
+            await backend.close()
+
 
 class TestValues:
+    async def test_versions_and_worker_ids_compare_byte_for_byte(
+        self, backend: MySQLBackend
+    ) -> None:
+        for run_id, version in (("a", "v1"), ("b", "V1"), ("c", "v1 ")):
+            await backend.create_run(NewRun(run_id, "wf", b"", NOW, version=version))
+        claims = await backend.claim_runs("w", 9, NOW, NOW + TTL, ["wf"], None, "v1")
+        assert [c.run.id for c in claims] == ["a"]
+        for worker_id in ("w", "W", "w ", "ẃ"):
+            await backend.save_worker(worker_id, NOW, worker_id.encode())
+        workers = await backend.list_workers(0)
+        assert [(w.id, w.info) for w in workers] == [
+            (i, i.encode()) for i in sorted(("w", "W", "w ", "ẃ"))
+        ]
+
     async def test_ids_differing_in_case_or_trailing_spaces_are_different_runs(
         self, backend: MySQLBackend
     ) -> None:

@@ -39,7 +39,14 @@ from perdure.backends.postgres import PostgresBackend  # noqa: E402
 
 NOW = 1000.0
 TTL = 30.0
-TABLES = {"perdure_runs", "perdure_journal", "perdure_inbox", "perdure_events", "perdure_schema"}
+TABLES = {
+    "perdure_runs",
+    "perdure_journal",
+    "perdure_inbox",
+    "perdure_events",
+    "perdure_workers",
+    "perdure_schema",
+}
 
 
 @pytest.fixture
@@ -477,3 +484,27 @@ async def test_one_backend_serves_several_event_loops(url: str) -> None:
     rec = await backend.get_run("there")  # reopens on this loop
     assert rec is not None and rec.input == b"2"
     await backend.close()
+
+
+async def test_a_worker_hears_of_a_start_in_another_process_without_polling(url: str) -> None:
+    """LISTEN/NOTIFY: the worker polls once a minute, yet a run another App starts (its
+    own connections, as another process would have) is taken at once."""
+    import perdure
+
+    def build() -> perdure.App:
+        app = perdure.App(url, poll_interval=60.0)
+
+        @app.workflow()
+        async def ping(n: int) -> int:
+            return n + 1
+
+        return app
+
+    worker_app, client = build(), build()
+    async with worker_app:
+        await asyncio.sleep(0.5)  # the worker's first poll has found nothing
+        handle = await client.start("ping", 41)
+        assert await handle.result(timeout=20) == 42
+        message_to = await client.start("ping", 1)
+        assert await message_to.result(timeout=20) == 2
+    await client.close()

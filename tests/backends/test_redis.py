@@ -26,8 +26,10 @@ from perdure.records import (
     NewInboxItem,
     NewRun,
     Outcome,
+    RunChange,
     RunFilter,
     RunStatus,
+    WorkerRecord,
 )
 
 redis = pytest.importorskip("redis")
@@ -245,6 +247,174 @@ class TestLayout:
         assert {key.decode()[len(prefix) :] for key in left} <= {"next_item"}
         assert await store.get_run("gone") is None
         assert [r.id for r in (await store.list_runs(RunFilter(), 10, None)).runs] == ["keep"]
+
+
+# What perdure's layout 1 left under a prefix (taken from that code, prefix removed):
+# "waiting", pending; "parked", claimed once, with one journal entry and a deadline, its
+# lease released until the deadline.
+LAYOUT_1_STORE: dict[str, Any] = {
+    "layout": b"1",
+    "workflows": {b"wf"},
+    "next_item": b"1",
+    "run:waiting": {
+        b"workflow": b"wf", b"status": b"pending", b"input": b"in", b"parent_pos": b"-1",
+        b"generation": b"0", b"journal_len": b"0", b"created_at": b"1000.0",
+        b"updated_at": b"1000.0", b"wake_at": b"1000.0", b"lease_token": b"0",
+        b"mailbox": b"0", b"recoveries": b"0",
+    },
+    "run:parked": {
+        b"workflow": b"wf", b"status": b"running", b"input": b"p", b"parent_pos": b"-1",
+        b"generation": b"0", b"journal_len": b"1", b"created_at": b"1000.0",
+        b"updated_at": b"1000.0", b"wake_at": b"1060.0", b"lease_token": b"1",
+        b"mailbox": b"0", b"recoveries": b"0", b"started_at": b"1000.0",
+    },
+    "journal:parked": {b"0": b'[0,"step","s",1000.0,1,false,true]\n1'},
+    "item:1": {
+        b"kind": b"deadline", b"pos": b"-1", b"visible_at": b"1060.0",
+        b"payload": b"workflow timed out after 60 s", b"key": b"deadline",
+    },
+    "keys:parked": {b"deadline": b"1"},
+    "inbox:parked": [(b"1", 1.0)],
+    "waits:parked": [(b"1", 1060.0)],
+    "due:wf": [(b"waiting", 1000.0), (b"parked", 1060.0)],
+    "idx:all": [(b"parked", 1000.0), (b"waiting", 1000.0)],
+    "idx:workflow:wf": [(b"parked", 1000.0), (b"waiting", 1000.0)],
+    "idx:status:pending": [(b"waiting", 1000.0)],
+    "idx:status:running": [(b"parked", 1000.0)],
+}  # fmt: skip
+
+
+def write_store(raw: Any, prefix: str, store: dict[str, Any]) -> None:
+    for name, value in store.items():
+        key = prefix + name
+        if isinstance(value, bytes):
+            raw.set(key, value)
+        elif isinstance(value, set):
+            raw.sadd(key, *value)
+        elif isinstance(value, dict):
+            raw.hset(key, mapping=value)
+        else:
+            raw.zadd(key, dict(value))
+
+
+class TestUpgrades:
+    async def test_a_layout_1_store_is_upgraded_in_place_and_keeps_its_runs(
+        self, url: str, raw: Any
+    ) -> None:
+        prefix = prefix_of(url)
+        write_store(raw, prefix, LAYOUT_1_STORE)
+        backend = RedisBackend.from_url(url)
+        await backend.open()
+        try:
+            assert raw.get(f"{prefix}layout") == str(LAYOUT_VERSION).encode() == b"2"
+            page = await backend.list_runs(RunFilter(), 10, None)
+            assert [(r.id, r.status, r.version) for r in page.runs] == [
+                ("waiting", RunStatus.PENDING, None),
+                ("parked", RunStatus.RUNNING, None),
+            ]
+            old_entry = JournalEntry(0, 0, EntryKind.STEP, "s", b"1", NOW, 1)
+            assert await backend.read_journal("parked") == [old_entry]
+            assert await backend.next_wake_at() == NOW
+            # Runs of no version: a worker of any version takes them, when due.
+            [first] = await backend.claim_runs("w", 9, NOW, NOW + 600, ["wf"], None, "2")
+            assert first.run.id == "waiting" and first.token == 1
+            later = NOW + 61
+            [second] = await backend.claim_runs("w", 9, later, later + TTL, ["wf"], None, "2")
+            assert second.run.id == "parked" and second.token == 2
+            assert [(i.id, i.kind) for i in second.inbox] == [(1, InboxKind.DEADLINE)]
+            # The old journal continues with entries of the new layout.
+            new_entry = JournalEntry(1, 1, EntryKind.STEP, "t", None, later, 1, False, b"d")
+            cp = Checkpoint("parked", "w", second.token, later, later + TTL, entries=[new_entry])
+            assert (await backend.checkpoint([cp]))[0].applied
+            assert await backend.read_journal("parked") == [old_entry, new_entry]
+            # Items keep being numbered after the old ones.
+            await backend.deliver(NewInboxItem("waiting", InboxKind.SIGNAL, later), later)
+            assert [i.id for i in await backend.read_inbox("waiting", later)] == [2]
+        finally:
+            await backend.close()
+        again = RedisBackend.from_url(url)  # an upgraded store opens as it is
+        await again.open()
+        try:
+            assert raw.get(f"{prefix}layout") == b"2"
+            rec = await again.get_run("parked")
+            assert rec is not None and rec.journal_len == 2
+        finally:
+            await again.close()
+
+    async def test_processes_opening_an_old_store_at_once_upgrade_it_once(
+        self, url: str, raw: Any
+    ) -> None:
+        write_store(raw, prefix_of(url), LAYOUT_1_STORE)
+        backends = [RedisBackend.from_url(url) for _ in range(4)]
+        try:
+            await asyncio.gather(*(b.open() for b in backends))
+            runs = await asyncio.gather(*(b.get_run("waiting") for b in backends))
+            assert all(r is not None and r.status is RunStatus.PENDING for r in runs)
+        finally:
+            for b in backends:
+                await b.close()
+        assert raw.get(f"{prefix_of(url)}layout") == b"2"
+
+
+class TestVersions:
+    async def test_a_version_is_not_starved_by_due_runs_of_another(
+        self, store: RedisBackend
+    ) -> None:
+        # Runs of version 1, due long before: no worker of version 2 may take them, and
+        # they must not hide the one run it may take.
+        for i in range(50):
+            await store.create_run(NewRun(f"old{i:02d}", "wf", b"", NOW - 100, version="1"))
+        await store.create_run(NewRun("new", "wf", b"", NOW, version="2"))
+        [claim] = await store.claim_runs("w2", 1, NOW, NOW + TTL, ["wf"], None, "2")
+        assert claim.run.id == "new"
+        assert await store.claim_runs("w2", 1, NOW, NOW + TTL, ["wf"], None, "2") == []
+        # An expired lease is recovered only by a worker of its version, too.
+        later = NOW + TTL + 1
+        assert await store.claim_runs("w3", 1, later, later + TTL, ["wf"], None, "3") == []
+        [again] = await store.claim_runs("w2b", 1, later, later + TTL, ["wf"], None, "2")
+        assert (again.run.id, again.run.recoveries) == ("new", 1)
+
+    async def test_a_version_no_run_needs_is_no_longer_listed(
+        self, store: RedisBackend, url: str, raw: Any
+    ) -> None:
+        versions = f"{prefix_of(url)}versions:wf"
+        await store.create_run(NewRun("r", "wf", b"", NOW, version="1"))
+        assert raw.smembers(versions) == {b"1"}
+        assert await store.next_wake_at() == NOW
+        [claim] = await store.claim_runs("w", 1, NOW, NOW + TTL, ["wf"])
+        held = Checkpoint("r", "w", claim.token, NOW, NOW + TTL, outcome=Outcome.HELD)
+        assert (await store.checkpoint([held]))[0].applied
+        assert await store.next_wake_at() is None
+        assert await store.claim_runs("w", 1, NOW, NOW + TTL, ["wf"]) == []
+        assert not raw.exists(versions)  # the claim that found its queues empty forgot it
+        # Resuming the held run queues it, and lists its version, again.
+        resume = RunChange("r", frozenset({RunStatus.HELD}), RunStatus.RUNNING, wake=True)
+        _, applied = await store.change_run(resume, NOW + 1)
+        assert applied and raw.smembers(versions) == {b"1"}
+        [claim] = await store.claim_runs("w", 1, NOW + 1, NOW + TTL, ["wf"], None, "1")
+        assert (claim.run.id, claim.run.version) == ("r", "1")
+
+    async def test_versions_that_look_alike_keep_apart(self, store: RedisBackend) -> None:
+        # The queue of (workflow "b:c", version "a") is not that of ("c", "a:b").
+        await store.create_run(NewRun("one", "b:c", b"", NOW, version="a"))
+        await store.create_run(NewRun("two", "c", b"", NOW, version="a:b"))
+        assert await store.claim_runs("w", 9, NOW, NOW + TTL, ["c"], None, "a") == []
+        [claim] = await store.claim_runs("w", 9, NOW, NOW + TTL, ["c"], None, "a:b")
+        assert claim.run.id == "two"
+
+
+async def test_workers_seen_by_one_process_are_listed_by_another(
+    pair: tuple[RedisBackend, RedisBackend],
+) -> None:
+    one, two = pair
+    await one.save_worker("w1", NOW + 0.1, b'{"pid": 1}')
+    await two.save_worker("w0", NOW + 0.2, b"\x00\xff")
+    assert await two.list_workers(NOW) == [
+        WorkerRecord("w0", NOW + 0.2, b"\x00\xff"),
+        WorkerRecord("w1", NOW + 0.1, b'{"pid": 1}'),
+    ]
+    assert await two.forget_workers(NOW + 0.15) == 1
+    assert [w.id for w in await one.list_workers(0.0)] == ["w0"]
 
 
 class TestSharedStore:

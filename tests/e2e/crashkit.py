@@ -1,4 +1,5 @@
-"""Real worker processes on a real SQLite file, for the crash tests.
+"""Real worker processes on a real database (a SQLite file unless told otherwise), for
+the crash tests.
 
 :class:`Cluster` starts ``perdure worker tests.e2e.crashapp:app`` subprocesses, kills,
 stops and resumes them, and reads what they left behind: the side-effect log the
@@ -94,17 +95,17 @@ class Worker:
 
 @dataclass
 class Cluster:
-    """Worker subprocesses on one SQLite file, plus a client App with no worker."""
+    """Worker subprocesses on one database, plus a client App with no worker."""
 
     directory: Path
+    url: str = ""  # default: a SQLite file in ``directory``
     db_path: Path = field(init=False)
-    url: str = field(init=False)
     app: perdure.App = field(init=False)
     workers: list[Worker] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.db_path = self.directory / "perdure.db"
-        self.url = f"sqlite:///{self.db_path}"
+        self.url = self.url or f"sqlite:///{self.db_path}"
         self.app = crashapp.build(self.url)
 
     # -- processes ------------------------------------------------------------------------
@@ -169,7 +170,8 @@ class Cluster:
         return read_log(self.directory)
 
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        """Read the database file directly, as an operator with sqlite3 would."""
+        """Read the SQLite file directly, as an operator with sqlite3 would."""
+        assert self.url.startswith("sqlite"), "query() reads SQLite files only"
         conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
         try:
             return conn.execute(sql, args).fetchall()

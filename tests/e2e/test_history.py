@@ -45,6 +45,9 @@ async def test_steps_show_attempts_results_errors_and_logs(app: perdure.App) -> 
         first, second = await handle.steps()
 
     assert (first.position, first.name, first.status) == (0, "flaky", "completed")
+    assert first.input == {"args": [7], "kwargs": {}}
+    assert all(a.started_at is not None and a.started_at <= a.finished_at for a in first.attempts)
+    assert all(a.duration is not None and a.duration >= 0 for a in first.attempts)
     assert first.result == {"x": 7} and first.error is None
     assert [a.attempt for a in first.attempts] == [1, 2]
     assert first.attempts[0].error is not None

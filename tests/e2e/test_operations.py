@@ -490,3 +490,34 @@ async def test_a_paused_run_whose_code_ended_completes_only_when_resumed(
         assert await handle.status() is RunStatus.PAUSED
         await handle.resume()
         assert await handle.result(timeout=10) == "released"
+
+
+async def test_a_retention_policy_deletes_ended_runs_by_itself(
+    make_app: Callable[..., perdure.App],
+) -> None:
+    app = make_app(retention=0.5)  # seconds, for the test; in production days
+
+    @app.workflow()
+    async def short() -> str:
+        return "done"
+
+    @app.workflow()
+    async def waits() -> None:
+        await perdure.receive("never")
+
+    async with app:
+        done = await app.start(short, id="short-lived")
+        assert await done.result(timeout=10) == "done"
+        alive = await app.start(waits, id="long-lived")
+
+        async def gone() -> bool:
+            try:
+                await done.status()
+            except perdure.RunNotFound:
+                return True
+            return False
+
+        await eventually(gone)
+        assert await alive.status() is RunStatus.RUNNING
+    with pytest.raises(ValueError, match="retention"):
+        make_app(retention=0)

@@ -132,6 +132,8 @@ async def test_operators_commands_from_the_shell(tmp_path: Path) -> None:
         os.chdir(cwd)
     await app.close()
 
+    migrated = cli(tmp_path, "migrate")
+    assert migrated.returncode == 0 and migrated.stdout.endswith("ops.db: schema up to date\n")
     listed = cli(tmp_path, "runs", "--status", "failed")
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.startswith("o-1  order  failed")
@@ -168,6 +170,9 @@ async def test_operators_commands_from_the_shell(tmp_path: Path) -> None:
         checker = perdure.App(f"sqlite:///{tmp_path / 'ops.db'}")
         assert await checker.handle("o-1").result(timeout=30) == 300
         await checker.close()
+        workers = cli(tmp_path, "workers")
+        assert workers.returncode == 0, workers.stderr
+        assert f":{with_worker.pid}:" in workers.stdout and "workflows: order" in workers.stdout
     finally:
         with_worker.terminate()
         with_worker.wait(timeout=30)

@@ -17,7 +17,7 @@ _admin: dict[str, Any] = {}
 def admin() -> Any:
     """A connection to the test database (one per session), or ``unavailable``."""
     conn = _admin.get("conn")
-    if conn is not None and not conn.closed:
+    if conn is not None and not conn.closed and not conn.broken:
         return conn
     if "error" in _admin:
         unavailable(_admin["error"])
@@ -45,7 +45,16 @@ def drop(url: str) -> None:
     schema = dict(parse_qsl(urlsplit(url).query)).get("schema", "")
     if not schema.startswith("t_"):
         return
-    conn = admin()
-    # A connection left open in a transaction by a failed test must not hang the run.
-    conn.execute("SET lock_timeout = '10s'")
-    conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    import psycopg
+
+    for attempt in range(2):
+        conn = admin()
+        try:
+            # A connection left open in a transaction by a failed test must not hang it.
+            conn.execute("SET lock_timeout = '10s'")
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            return
+        except psycopg.OperationalError:
+            if attempt:  # the server went away (a restart test): connect again, once
+                raise
+            _admin.pop("conn", None)

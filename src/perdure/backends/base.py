@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..records import (
     Checkpoint,
@@ -26,6 +26,7 @@ from ..records import (
     RunFilter,
     RunPage,
     RunRecord,
+    WorkerRecord,
 )
 
 
@@ -54,6 +55,13 @@ class Backend(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. Idempotent."""
 
+    async def watch(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` whenever another process may have made work due now (started
+        a run, sent a message), until cancelled. A backend without push notifications
+        returns at once: workers poll for work either way, so a missed notification
+        only costs latency."""
+        return None
+
     @abstractmethod
     async def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
         """Create a run, idempotent on its id: returns the run and whether it was created.
@@ -77,9 +85,11 @@ class Backend(ABC):
         lease_until: float,
         workflows: Sequence[str],
         max_recoveries: int | None = None,
+        version: str | None = None,
     ) -> list[Claim]:
         """Lease up to ``limit`` runs of ``workflows`` that need a worker (pending or
-        running, due ``wake_at``, no live lease).
+        running, due ``wake_at``, no live lease), and, given a ``version``, whose
+        version is that one or none.
         Increments each lease token, marks pending runs running, counts recoveries of
         expired leases, and returns each run's due inbox items. A run whose lease
         expired after ``max_recoveries`` recoveries in a row is not claimed but ends
@@ -134,6 +144,19 @@ class Backend(ABC):
         """Delete up to ``limit`` ended runs (terminal status) that finished before the
         cutoff, with their journals, inboxes and events; only ``run_id`` if given.
         Returns the ids deleted. A run that has not ended is never touched."""
+
+    @abstractmethod
+    async def save_worker(self, worker_id: str, seen_at: float, info: bytes) -> None:
+        """Record that a worker is alive (insert or replace its row)."""
+
+    @abstractmethod
+    async def list_workers(self, seen_after: float) -> list[WorkerRecord]:
+        """The workers seen after ``seen_after``, by id."""
+
+    @abstractmethod
+    async def forget_workers(self, seen_before: float, worker_id: str | None = None) -> int:
+        """Delete the workers last seen before ``seen_before`` (only ``worker_id``, at
+        any time, if given); returns how many."""
 
     @abstractmethod
     async def next_wake_at(self) -> float | None:

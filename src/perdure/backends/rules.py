@@ -104,10 +104,10 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 RUN_COLUMNS = (
     "id, workflow, status, input, result, error, parent_id, parent_pos, generation, "
     "journal_len, created_at, started_at, updated_at, finished_at, wake_at, owner, "
-    "lease_token, lease_until, mailbox, recoveries"
+    "lease_token, lease_until, mailbox, recoveries, version"
 )
 ITEM_COLUMNS = "id, run_id, kind, pos, topic, payload, visible_at, key"
-JOURNAL_COLUMNS = "seq, pos, kind, name, payload, at, attempt, failed"
+JOURNAL_COLUMNS = "seq, pos, kind, name, payload, at, attempt, failed, detail"
 _TIME_COLUMNS = (10, 11, 12, 13, 14, 17)
 
 
@@ -128,5 +128,12 @@ def item_from_row(r: Sequence[Any]) -> InboxItem:
     return InboxItem(r[0], r[1], InboxKind(r[2]), r[3], r[4], r[5], float(r[6]), r[7])
 
 
+def entry_values(e: JournalEntry) -> tuple[Any, ...]:
+    """A journal entry as the column values ``entry_from_row`` reads back."""
+    return (e.seq, e.pos, e.kind.value, e.name, e.payload, e.at, e.attempt, e.failed, e.detail)
+
+
 def entry_from_row(r: Sequence[Any]) -> JournalEntry:
-    return JournalEntry(r[0], r[1], EntryKind(r[2]), r[3], r[4], float(r[5]), r[6], bool(r[7]))
+    return JournalEntry(
+        r[0], r[1], EntryKind(r[2]), r[3], r[4], float(r[5]), r[6], bool(r[7]), r[8]
+    )

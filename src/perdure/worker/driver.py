@@ -43,6 +43,7 @@ class _Attempt:
     consumed: list[int]
     done_at: float  # when the attempt finished (the workflow's time for it)
     logs: list[tuple[float, str, str]]  # what it logged through perdure.logger
+    started_at: float
 
 
 class RunDriver:
@@ -169,7 +170,15 @@ class RunDriver:
         else:
             self.retry_due.pop(r.op.pos, None)
         self.instance.complete_step(
-            r.op, r.attempt, r.value, r.error, r.retry_at, r.done_at, r.consumed, r.logs
+            r.op,
+            r.attempt,
+            r.value,
+            r.error,
+            r.retry_at,
+            r.done_at,
+            r.consumed,
+            r.logs,
+            r.started_at,
         )
 
     def _steps_to_start(self, now: float) -> list[tuple[Operation, list[int]]]:
@@ -285,6 +294,7 @@ class RunDriver:
         value: bytes | None = None
         error: ErrorInfo | None = None
         retry_at: float | None = None
+        started_at = worker.clock.now()
         logs = StepLog(worker.clock.now)
         step_log.set(logs)
         running_app.set(worker.app)
@@ -307,7 +317,7 @@ class RunDriver:
         self.inflight.pop(op.pos, None)
         done_at = worker.clock.now()
         self.results.append(
-            _Attempt(op, attempt, value, error, retry_at, consumed, done_at, logs.lines)
+            _Attempt(op, attempt, value, error, retry_at, consumed, done_at, logs.lines, started_at)
         )
         self.wakeup.set()
 

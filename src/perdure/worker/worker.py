@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ErrorInfo, RegistrationError
 from ..records import Checkpoint, Claim, Outcome
 from ..workflow.instance import WorkflowInstance
+from . import registry
 from .committer import Committer
 from .driver import RunDriver
 
@@ -99,6 +100,8 @@ class Worker:
         self._tasks = [
             asyncio.create_task(self._claim_loop(), name="perdure-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="perdure-heartbeat"),
+            asyncio.create_task(registry.registry_loop(self), name="perdure-registry"),
+            asyncio.create_task(self._watch(), name="perdure-watch"),
         ]
         if self.app.retention is not None:
             self._tasks.append(
@@ -138,6 +141,7 @@ class Worker:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await registry.check_out(self)
         await self.committer.stop()
         for cached in self._cache.values():
             cached.instance.close()
@@ -227,6 +231,7 @@ class Worker:
                         looked_at + self.lease_ttl,
                         self.app.workflow_names(),
                         self.app.max_recoveries,
+                        self.app.version,
                     )
                 except Exception:
                     log.exception("claiming runs failed; retrying")
@@ -246,6 +251,13 @@ class Worker:
                 timeout = max(0.0, min(timeout, self._wakes[0] - self.clock.now()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _watch(self) -> None:
+        """Push wake-ups from the backend, where it has them (polling goes on anyway)."""
+        try:
+            await self.backend.watch(self.poke)
+        except Exception:
+            log.exception("watching for wake-ups failed; polling only")
 
     async def _retention_loop(self, keep: float) -> None:
         """Delete runs that ended more than ``keep`` seconds ago, now and then. Every

@@ -76,6 +76,7 @@ class Operation:
     kwargs: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0  # failed attempts recorded so far
     attempt_base: int = 0  # attempts made before an operator's retry; they do not count
+    input: bytes | None = None  # a step's arguments, encoded when first recorded
     timer: asyncio.TimerHandle | None = None
     topic: str | None = None
     child_id: str | None = None
@@ -95,6 +96,7 @@ class WorkflowInstance:
         self.workflow = workflow
         self.generation = run.generation
         self.parent_id = run.parent_id
+        self.version = run.version  # children are pinned to the same code version
         self.payloads = payloads
         self.loop = WorkflowLoop(self, run.started_at or run.created_at)  # type: ignore[abstract]
         # Seeded per run (not per id: a reused id after deletion gets new values); not secret.
@@ -261,6 +263,7 @@ class WorkflowInstance:
         *,
         attempt: int = 0,
         failed: bool = False,
+        detail: bytes | None = None,
     ) -> JournalEntry:
         entry = JournalEntry(
             self.committed + len(self._new),
@@ -271,6 +274,7 @@ class WorkflowInstance:
             self.loop.time(),
             attempt,
             failed,
+            detail,
         )
         self._new.append(entry)
         total = self.committed + len(self._new)
@@ -392,6 +396,7 @@ class WorkflowInstance:
                     parent_id=self.run_id,
                     parent_pos=pos,
                     timeout=timeout,
+                    version=self.version,
                 )
             )
         op = Operation(
@@ -497,6 +502,7 @@ class WorkflowInstance:
         at: float,
         consumed: list[int],
         logs: Sequence[tuple[float, str, str]] = (),
+        started_at: float | None = None,
     ) -> None:
         """Record a step attempt's outcome, after the lines it logged; a final outcome is
         delivered to the code."""
@@ -514,6 +520,7 @@ class WorkflowInstance:
             )
         self.loop.set_time(at)
         self._consumed.extend(consumed)
+        detail = self._step_detail(op, started_at)
         if error is not None and retry_at is not None:
             self._append(
                 op.pos,
@@ -522,6 +529,7 @@ class WorkflowInstance:
                 error.to_bytes(),
                 attempt=attempt,
                 failed=True,
+                detail=detail,
             )
             op.attempts = attempt
             self._inbox_out.append(
@@ -536,10 +544,27 @@ class WorkflowInstance:
             return
         payload = error.to_bytes() if error is not None else value
         entry = self._append(
-            op.pos, EntryKind.STEP, op.name, payload, attempt=attempt, failed=error is not None
+            op.pos,
+            EntryKind.STEP,
+            op.name,
+            payload,
+            attempt=attempt,
+            failed=error is not None,
+            detail=detail,
         )
         self._deliver(entry)
         self.loop.run_until_idle()
+
+    def _step_detail(self, op: Operation, started_at: float | None) -> bytes:
+        """When the attempt started, and the step's input (encoded once per step, as
+        any payload; a step may take values no codec can store, and then has none)."""
+        if op.input is None:
+            try:
+                op.input = self.payloads.encode({"args": list(op.args), "kwargs": op.kwargs})
+            except (SerializationError, TypeError, ValueError):
+                op.input = b""
+        header = json.dumps({"started": started_at}).encode()
+        return header + b"\n" + op.input
 
     def accept(self, item: InboxItem) -> bool:
         """Take a due inbox item if the run can use it now; False leaves it in the inbox.

@@ -27,6 +27,7 @@ from ...records import (
     RunPage,
     RunRecord,
     RunStatus,
+    WorkerRecord,
 )
 from ..base import Backend, Feature
 from ..rules import (
@@ -66,6 +67,7 @@ class MemoryBackend(Backend):
 
     def __init__(self) -> None:
         self._runs: dict[str, _Run] = {}
+        self._workers: dict[str, WorkerRecord] = {}
         self._lock = threading.RLock()
         self._next_inbox_id = 1
 
@@ -101,6 +103,7 @@ class MemoryBackend(Backend):
             lease_until=None,
             mailbox=0,
             recoveries=0,
+            version=run.version,
         )
         self._runs[run.id] = _Run(rec, list(run.journal), events=dict(run.events))
         if run.journal:
@@ -135,11 +138,16 @@ class MemoryBackend(Backend):
         lease_until: float,
         workflows: Sequence[str],
         max_recoveries: int | None = None,
+        version: str | None = None,
     ) -> list[Claim]:
         with self._lock:
             names = set(workflows)
             due = [
-                r for r in self._runs.values() if r.rec.workflow in names and _claimable(r.rec, now)
+                r
+                for r in self._runs.values()
+                if r.rec.workflow in names
+                and _claimable(r.rec, now)
+                and (version is None or r.rec.version in (None, version))
             ]
             due.sort(key=lambda r: (r.rec.wake_at or 0.0, r.rec.created_at))
             claims: list[Claim] = []
@@ -302,6 +310,30 @@ class MemoryBackend(Backend):
             for key in gone:
                 del self._runs[key]
             return gone
+
+    # -- workers ----------------------------------------------------------------------
+
+    async def save_worker(self, worker_id: str, seen_at: float, info: bytes) -> None:
+        with self._lock:
+            self._workers[worker_id] = WorkerRecord(worker_id, seen_at, info)
+
+    async def list_workers(self, seen_after: float) -> list[WorkerRecord]:
+        with self._lock:
+            return sorted(
+                (w for w in self._workers.values() if w.seen_at > seen_after),
+                key=lambda w: w.id,
+            )
+
+    async def forget_workers(self, seen_before: float, worker_id: str | None = None) -> int:
+        with self._lock:
+            gone = [
+                w.id
+                for w in self._workers.values()
+                if (w.id == worker_id if worker_id is not None else w.seen_at < seen_before)
+            ]
+            for key in gone:
+                del self._workers[key]
+            return len(gone)
 
     async def get_event(self, run_id: str, key: str) -> bytes | None:
         with self._lock:

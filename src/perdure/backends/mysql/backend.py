@@ -29,6 +29,7 @@ from ...records import (
     RunPage,
     RunRecord,
     RunStatus,
+    WorkerRecord,
 )
 from ..base import Backend, Feature
 from ..rules import (
@@ -40,6 +41,7 @@ from ..rules import (
     decode_cursor,
     encode_cursor,
     entry_from_row,
+    entry_values,
     wake_after,
 )
 from .connection import (
@@ -237,6 +239,7 @@ class MySQLBackend(Backend):
                 run.created_at,
                 run.created_at,
                 start,
+                run.version,
             ),
         )
         if created:
@@ -303,18 +306,22 @@ class MySQLBackend(Backend):
         lease_until: float,
         workflows: Sequence[str],
         max_recoveries: int | None = None,
+        version: str | None = None,
     ) -> list[Claim]:
         if not workflows or limit <= 0:
             return []
         names = list(workflows)
+        versioned = version is not None
+        # The parameters of the due-runs condition (see Statements._due_runs).
+        due_args = (now, now, *names, *((version,) if versioned else ()))
         # Look before opening a transaction: most polls find nothing.
-        if not await self._db.rows(self._sql.any_due(len(names)), (now, now, *names)):
+        if not await self._db.rows(self._sql.any_due(len(names), versioned), due_args):
             return []
 
         async def claim(c: Connection) -> list[Claim]:
             if max_recoveries is not None:
                 dead = await fetch(
-                    c, self._sql.dead(len(names)), (now, now, *names, max_recoveries)
+                    c, self._sql.dead(len(names), versioned), (*due_args, max_recoveries)
                 )
                 for raw_id, recoveries in dead:
                     run_id = text(raw_id)
@@ -323,7 +330,7 @@ class MySQLBackend(Backend):
                     await self._finish(c, run_id, RunStatus.DEAD_LETTER, None, error, now)
             # SKIP LOCKED: runs another worker is claiming (or a writer holds) are left
             # to it, and this claim never waits on anyone.
-            found = await fetch(c, self._sql.claim(len(names)), (now, now, *names, limit))
+            found = await fetch(c, self._sql.claim(len(names), versioned), (*due_args, limit))
             if not found:
                 return []
             ids = [text(r[0]) for r in found]
@@ -634,10 +641,7 @@ class MySQLBackend(Backend):
             await execute_many(
                 c,
                 self._sql.append_journal,
-                [
-                    (r, e.seq, e.pos, e.kind.value, e.name, e.payload, e.at, e.attempt, e.failed)
-                    for r, e in entries
-                ],
+                [(r, *entry_values(e)) for r, e in entries],
             )
 
     # -- operators ------------------------------------------------------------------------
@@ -691,6 +695,22 @@ class MySQLBackend(Backend):
             return ids
 
         return await self._db.transact(purge)
+
+    # -- workers --------------------------------------------------------------------------
+
+    async def save_worker(self, worker_id: str, seen_at: float, info: bytes) -> None:
+        async with self._db.connection() as conn:
+            await execute(conn, self._sql.save_worker, (worker_id, seen_at, info))
+
+    async def list_workers(self, seen_after: float) -> list[WorkerRecord]:
+        rows = await self._db.rows(self._sql.list_workers, (finite(seen_after),))
+        return [WorkerRecord(text(r[0]), float(r[1]), bytes(r[2])) for r in rows]
+
+    async def forget_workers(self, seen_before: float, worker_id: str | None = None) -> int:
+        async with self._db.connection() as conn:
+            if worker_id is not None:
+                return await execute(conn, self._sql.forget_worker, (worker_id,))
+            return await execute(conn, self._sql.forget_workers, (finite(seen_before),))
 
     async def _mailbox(self, c: Connection, run_id: str) -> int:
         rows = await fetch(c, self._sql.mailboxes(1), (run_id,))

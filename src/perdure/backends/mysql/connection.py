@@ -53,6 +53,7 @@ _SESSION = (
 _ATTEMPTS = 8
 RETRYABLE = (1213, 1205)
 _MIGRATION_LOCK_SECONDS = 120
+_DUPLICATE_COLUMN = 1060
 
 # A statement over many rows is cut into pieces of about this many bytes of values, well
 # under the server's max_allowed_packet (16 MiB by default on MariaDB, 64 on MySQL).
@@ -294,7 +295,13 @@ class Database:
                     # MySQL commits each DDL statement at once: a migration must be
                     # safe to run again after a crash halfway (IF NOT EXISTS, ...).
                     for statement in _statements(f.read_text(), self.settings.prefix):
-                        await execute(conn, statement)
+                        try:
+                            await execute(conn, statement)
+                        except MySQLError as exc:
+                            # MySQL has no ADD COLUMN IF NOT EXISTS: a column added
+                            # before the crash is there already, which is the aim.
+                            if error_code(exc) != _DUPLICATE_COLUMN:
+                                raise
                     await execute(
                         conn, f"INSERT INTO {self.versions_table} (version) VALUES (%s)", (version,)
                     )

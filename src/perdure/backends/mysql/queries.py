@@ -53,8 +53,9 @@ class Statements:
     statements over a number of rows are made (and kept) per number."""
 
     def __init__(self, prefix: str) -> None:
-        self.runs, self.journal, self.inbox, self.events, self.versions = (
-            quote(f"{prefix}{name}") for name in ("runs", "journal", "inbox", "events", "schema")
+        self.runs, self.journal, self.inbox, self.events, self.workers, self.versions = (
+            quote(f"{prefix}{name}")
+            for name in ("runs", "journal", "inbox", "events", "workers", "schema")
         )
         runs, journal, inbox, events = self.runs, self.journal, self.inbox, self.events
         self.run_columns = columns(RUN_COLUMNS)
@@ -67,7 +68,8 @@ class Statements:
         # A run that exists is left as it is (the no-op update only locks it).
         self.insert_run = (
             f"INSERT INTO {runs} (id, workflow, status, input, parent_id, parent_pos, "
-            "created_at, updated_at, wake_at) VALUES (%s, %s, 'pending', %s, %s, %s, %s, %s, %s) "
+            "created_at, updated_at, wake_at, version) "
+            "VALUES (%s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s) "
             "ON DUPLICATE KEY UPDATE id = id"
         )
         self.lock_run = f"SELECT status, owner FROM {runs} WHERE id = %s FOR UPDATE"
@@ -106,7 +108,7 @@ class Statements:
         )
         self.append_journal = (
             f"INSERT INTO {journal} (run_id, {self.journal_columns}) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         )
         self.clear_journal = f"DELETE FROM {journal} WHERE run_id = %s"
         self.truncate_journal = f"DELETE FROM {journal} WHERE run_id = %s AND seq >= %s"
@@ -151,6 +153,13 @@ class Statements:
             f"DELETE FROM {inbox} WHERE run_id = %s AND NOT (consumed = 0 AND kind IN {KEPT})"
         )
 
+        self.save_worker = f"REPLACE INTO {self.workers} (id, seen_at, info) VALUES (%s, %s, %s)"
+        self.list_workers = (
+            f"SELECT id, seen_at, info FROM {self.workers} WHERE seen_at > %s ORDER BY id"
+        )
+        self.forget_worker = f"DELETE FROM {self.workers} WHERE id = %s"
+        self.forget_workers = f"DELETE FROM {self.workers} WHERE seen_at < %s"
+
         self.get_event = f"SELECT value FROM {events} WHERE run_id = %s AND key_hash = %s"
         self.set_event = (
             f"REPLACE INTO {events} (run_id, key_hash, `key`, value) VALUES (%s, %s, %s, %s)"
@@ -182,30 +191,34 @@ class Statements:
     def runs_by_id(self, n: int) -> str:
         return f"SELECT {self.run_columns} FROM {self.runs} WHERE id IN ({marks(n)})"
 
-    def _due_runs(self, workflows: int) -> str:
-        return (
+    def _due_runs(self, workflows: int, versioned: bool) -> str:
+        """Runs a worker of these workflows may claim now (params: now, now, the
+        workflows, then, if ``versioned``, the worker's version)."""
+        due = (
             f"wake_at <= %s AND status IN {ACTIVE} AND (owner IS NULL OR lease_until < %s) "
             f"AND workflow IN ({marks(workflows)})"
         )
+        # A worker of one code version takes runs pinned to it, and runs pinned to none.
+        return due + " AND (version IS NULL OR version = %s)" if versioned else due
 
     @functools.cache  # noqa: B019
-    def any_due(self, workflows: int) -> str:
-        return f"SELECT 1 FROM {self.runs} WHERE {self._due_runs(workflows)} LIMIT 1"
+    def any_due(self, workflows: int, versioned: bool) -> str:
+        return f"SELECT 1 FROM {self.runs} WHERE {self._due_runs(workflows, versioned)} LIMIT 1"
 
     @functools.cache  # noqa: B019
-    def claim(self, workflows: int) -> str:
+    def claim(self, workflows: int, versioned: bool) -> str:
         # In wake order along the (wake_at, created_at) index, so that the scan stops
         # after ``limit`` rows instead of locking every due run to sort them.
         return (
-            f"SELECT id FROM {self.runs} WHERE {self._due_runs(workflows)} "
+            f"SELECT id FROM {self.runs} WHERE {self._due_runs(workflows, versioned)} "
             "ORDER BY wake_at, created_at, id LIMIT %s FOR UPDATE SKIP LOCKED"
         )
 
     @functools.cache  # noqa: B019
-    def dead(self, workflows: int) -> str:
+    def dead(self, workflows: int, versioned: bool) -> str:
         # Runs due for a claim whose workers kept dying on them: dead letters, not claims.
         return (
-            f"SELECT id, recoveries FROM {self.runs} WHERE {self._due_runs(workflows)} "
+            f"SELECT id, recoveries FROM {self.runs} WHERE {self._due_runs(workflows, versioned)} "
             "AND owner IS NOT NULL AND recoveries >= %s ORDER BY id FOR UPDATE SKIP LOCKED"
         )
 

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from ...records import InboxItem, NewInboxItem, NewRun, RunRecord, RunStatus
 from ..rules import item_from_row, run_from_row
 
-_RUN_TEXT = (0, 1, 6, 15)  # id, workflow, parent_id, owner in RUN_COLUMNS
+_RUN_TEXT = (0, 1, 6, 15, 20)  # id, workflow, parent_id, owner, version in RUN_COLUMNS
 
 
 class RunState(NamedTuple):
@@ -75,6 +75,7 @@ def new_record(run: NewRun, start: float, journal_len: int) -> RunRecord:
         lease_until=None,
         mailbox=0,
         recoveries=0,
+        version=run.version,
     )
 
 

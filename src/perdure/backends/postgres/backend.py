@@ -9,6 +9,7 @@ import hashlib
 import logging
 import random
 import re
+import select
 import threading
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -38,6 +39,7 @@ from ...records import (
     RunPage,
     RunRecord,
     RunStatus,
+    WorkerRecord,
 )
 from ..base import Backend, Feature
 from ..rules import (
@@ -241,6 +243,7 @@ class PostgresBackend(Backend):
                     max_size=self.pool_size,
                     open=False,
                     kwargs={"autocommit": True},
+                    check=_still_connected,
                     name=f"perdure-{self.schema}",
                 )
                 state = self._states[loop] = _LoopState(pool)
@@ -255,6 +258,27 @@ class PostgresBackend(Backend):
                     raise
                 state.ready = True
         return state
+
+    async def watch(self, wake: Callable[[], None]) -> None:
+        """LISTEN on this schema's channel on a connection of its own; reconnect with
+        backoff when it drops (and wake then: notifications may have been missed)."""
+        await self._migrate()
+        delay = 0.5
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+                try:
+                    await conn.execute(self._sql.listen)
+                    delay = 0.5
+                    wake()
+                    async for _ in conn.notifies():
+                        wake()
+                finally:
+                    await conn.close()
+            except psycopg.Error as exc:
+                log.info("listening for wake-ups failed (%s); polling meanwhile", exc)
+            await asyncio.sleep(delay + random.random() * delay)
+            delay = min(delay * 2, 10.0)
 
     async def close(self) -> None:
         with self._lock:
@@ -279,25 +303,43 @@ class PostgresBackend(Backend):
 
     async def _transact(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
         """Run ``fn`` as one transaction, again if PostgreSQL picks it as a deadlock
-        victim (it was rolled back, so running it again is safe)."""
+        victim (it was rolled back, so running it again is safe), and again on a fresh
+        connection if the connection breaks before COMMIT (the server rolls back what a
+        lost connection had begun). A connection lost during COMMIT leaves unknown
+        whether it took, so that error reaches the caller: a worker then lets the run
+        go, and whoever claims it next reads what was committed."""
         state = await self._state()
-        async with state.pool.connection() as conn:
-            for attempt in range(_ATTEMPTS):
-                try:
-                    async with conn.transaction():
-                        return await fn(conn)
-                except _RETRYABLE as exc:
-                    if attempt == _ATTEMPTS - 1:
-                        raise
-                    log.warning("transaction aborted (%s); retrying", exc.sqlstate)
-                    await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+        for attempt in range(_ATTEMPTS):
+            committing = False
+            try:
+                async with state.pool.connection() as conn, conn.transaction():
+                    result = await fn(conn)
+                    committing = True
+                return result
+            except _RETRYABLE as exc:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                log.warning("transaction aborted (%s); retrying", exc.sqlstate)
+                await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+            except psycopg.OperationalError as exc:
+                if committing or attempt == _ATTEMPTS - 1:
+                    raise
+                await _reconnect_pause(exc, attempt)
         raise AssertionError("unreachable")
 
     async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        """One statement (in autocommit: its own transaction) and its rows."""
+        """One read-only statement and its rows; read again on a fresh connection if
+        the connection breaks (a server restart, a network blip)."""
         state = await self._state()
-        async with state.pool.connection() as conn:
-            return await _fetch(conn, sql, params)
+        for attempt in range(_ATTEMPTS):
+            try:
+                async with state.pool.connection() as conn:
+                    return await _fetch(conn, sql, params)
+            except psycopg.OperationalError as exc:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                await _reconnect_pause(exc, attempt)
+        raise AssertionError("unreachable")
 
     async def _write(self, job: _Job) -> Any:
         """Queue a create_run or deliver. Jobs that queue up while a write transaction
@@ -370,11 +412,13 @@ class PostgresBackend(Backend):
             except RunNotFound as exc:
                 # Raised by a delivery before it writes anything: the others go on.
                 results.append(exc)
-            except _RETRYABLE:
-                raise
+            except psycopg.OperationalError:
+                raise  # the whole transaction is retried or fails (see _transact)
             except Exception as exc:
                 failed.append((job, exc))
                 raise _JobFailed from exc
+        # Sent at commit: workers elsewhere look for work now rather than at their poll.
+        await c.execute(self._sql.notify)
         return results
 
     async def _lock_runs(
@@ -412,6 +456,7 @@ class PostgresBackend(Backend):
                 run.created_at,
                 run.created_at,
                 start,
+                run.version,
             ),
         )
         if rows:
@@ -483,32 +528,34 @@ class PostgresBackend(Backend):
         lease_until: float,
         workflows: Sequence[str],
         max_recoveries: int | None = None,
+        version: str | None = None,
     ) -> list[Claim]:
         if not workflows or limit <= 0:
             return []
         names = list(workflows)
         # Look before opening a transaction: most polls find nothing.
-        if not await self._rows(self._sql.any_due, (now, now, names)):
+        if not await self._rows(self._sql.any_due, (now, now, names, version, version)):
             return []
 
         async def claim(c: Conn) -> list[Claim]:
-            if max_recoveries is not None:
-                dead = await _fetch(c, self._sql.dead, (now, now, names, max_recoveries))
-                for run_id, recoveries in dead:
-                    await c.execute(self._sql.bury, (run_id,))
-                    error = dead_letter_error(recoveries)
-                    await self._finish(c, run_id, RunStatus.DEAD_LETTER, None, error, now)
             # SKIP LOCKED: runs another worker is claiming (or a writer holds) are left
             # to it, and this claim never waits on anyone.
             rows = await _fetch(
-                c, self._sql.claim, (now, now, names, limit, owner, lease_until, now, now)
+                c,
+                self._sql.claim,
+                (now, now, names, version, version, limit, owner, lease_until, now, now),
             )
-            if not rows:
+            recs = []
+            for rec in map(run_from_row, rows):
+                # Recovered once more than allowed (the claim counted it): a dead letter.
+                if max_recoveries is not None and rec.recoveries > max_recoveries:
+                    error = dead_letter_error(rec.recoveries - 1)
+                    await self._finish(c, rec.id, RunStatus.DEAD_LETTER, None, error, now)
+                else:
+                    recs.append(rec)
+            if not recs:
                 return []
-            recs = sorted(
-                (run_from_row(r) for r in rows),
-                key=lambda r: (r.wake_at or 0.0, r.created_at, r.id),
-            )
+            recs.sort(key=lambda r: (r.wake_at or 0.0, r.created_at, r.id))
             # A separate statement, so it sees every message counted in the mailboxes
             # just read (a delivery that committed while the claim waited for nothing).
             due: dict[str, list[InboxItem]] = defaultdict(list)
@@ -813,6 +860,7 @@ class PostgresBackend(Backend):
                 [e.at for _, e in entries],
                 [e.attempt for _, e in entries],
                 [e.failed for _, e in entries],
+                [e.detail for _, e in entries],
             ),
         )
 
@@ -867,6 +915,23 @@ class PostgresBackend(Backend):
 
         return await self._transact(purge)
 
+    # -- workers --------------------------------------------------------------------------
+
+    async def save_worker(self, worker_id: str, seen_at: float, info: bytes) -> None:
+        state = await self._state()
+        async with state.pool.connection() as conn:
+            await conn.execute(self._sql.save_worker, (worker_id, seen_at, info))
+
+    async def list_workers(self, seen_after: float) -> list[WorkerRecord]:
+        rows = await self._rows(self._sql.list_workers, (seen_after,))
+        return [WorkerRecord(r[0], float(r[1]), bytes(r[2])) for r in rows]
+
+    async def forget_workers(self, seen_before: float, worker_id: str | None = None) -> int:
+        state = await self._state()
+        async with state.pool.connection() as conn:
+            cur = await conn.execute(self._sql.forget_workers, (worker_id, seen_before, worker_id))
+            return cur.rowcount
+
     async def _mailbox(self, c: Conn, run_id: str) -> int:
         rows = await _fetch(c, self._sql.mailboxes, ([run_id],))
         return int(rows[0][1]) if rows else 0
@@ -889,6 +954,23 @@ class PostgresBackend(Backend):
         if rec.parent_id is not None:
             with contextlib.suppress(RunNotFound):  # raised before it writes anything
                 await self._deliver(c, child_outcome_item(rec, now), now)
+
+
+async def _still_connected(conn: Conn) -> None:
+    """The pool's check before lending a connection. An idle connection's socket has
+    nothing to read unless the server hung up (a restart, an idle timeout), so only
+    then is the server asked; a healthy checkout costs one ``select`` call."""
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("the connection is closed")
+    if select.select([conn.fileno()], [], [], 0)[0]:
+        await AsyncConnectionPool.check_connection(conn)
+
+
+async def _reconnect_pause(exc: Exception, attempt: int) -> None:
+    """Back off before trying again on a fresh connection (the pool replaces broken
+    ones in the background, and waits for the server when it is down)."""
+    log.warning("database connection failed (%s); trying again", exc)
+    await asyncio.sleep(random.uniform(0.5, 1.0) * min(2.0, 0.05 * 2**attempt))
 
 
 async def _fetch(c: Conn, sql: str, params: Sequence[Any] = ()) -> list[Row]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from ...records import InboxKind, RunStatus
 from ..rules import CARRIED_OVER, ITEM_COLUMNS, JOURNAL_COLUMNS, RUN_COLUMNS
 
@@ -29,7 +31,8 @@ class Statements:
         self.list_runs += "ORDER BY created_at DESC, id DESC LIMIT %s"
         self.insert_run = (
             f"INSERT INTO {runs} (id, workflow, status, input, parent_id, parent_pos, "
-            "created_at, updated_at, wake_at) VALUES (%s, %s, 'pending', %s, %s, %s, %s, %s, %s) "
+            "created_at, updated_at, wake_at, version) "
+            "VALUES (%s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s) "
             f"ON CONFLICT (id) DO NOTHING RETURNING {RUN_COLUMNS}"
         )
         self.lock_run = f"SELECT status, owner FROM {runs} WHERE id = %s FOR UPDATE"
@@ -42,7 +45,8 @@ class Statements:
         )
         due = (
             f"wake_at <= %s AND status IN {ACTIVE} AND (owner IS NULL OR lease_until < %s) "
-            "AND workflow = ANY(%s::text[])"
+            "AND workflow = ANY(%s::text[]) "
+            "AND (%s::text IS NULL OR version IS NULL OR version = %s::text)"
         )
         self.any_due = f"SELECT 1 FROM {runs} WHERE {due} LIMIT 1"
         self.claim = (
@@ -52,15 +56,6 @@ class Statements:
             "lease_until = %s, started_at = COALESCE(r.started_at, %s), status = 'running', "
             "updated_at = %s, recoveries = r.recoveries + (r.owner IS NOT NULL)::int "
             f"FROM due WHERE r.id = due.id RETURNING {returning}"
-        )
-        # Runs due for a claim whose workers kept dying on them: dead letters, not claims.
-        self.dead = (
-            f"SELECT id, recoveries FROM {runs} WHERE {due} AND owner IS NOT NULL "
-            "AND recoveries >= %s ORDER BY id FOR UPDATE SKIP LOCKED"
-        )
-        self.bury = (
-            f"UPDATE {runs} SET lease_token = lease_token + 1, recoveries = recoveries + 1 "
-            "WHERE id = %s"
         )
         self.extend = (
             f"WITH held AS (SELECT r.id FROM {runs} r "
@@ -122,7 +117,7 @@ class Statements:
         self.append_journal = (
             f"INSERT INTO {journal} (run_id, {JOURNAL_COLUMNS}) SELECT * FROM unnest("
             "%s::text[], %s::int[], %s::int[], %s::text[], %s::text[], %s::bytea[], "
-            "%s::float8[], %s::int[], %s::bool[])"
+            "%s::float8[], %s::int[], %s::bool[], %s::bytea[])"
         )
         self.clear_journal = f"DELETE FROM {journal} WHERE run_id = %s"
         self.truncate_journal = f"DELETE FROM {journal} WHERE run_id = %s AND seq >= %s"
@@ -183,6 +178,25 @@ class Statements:
         )
         self.clear_inbox = (
             f"DELETE FROM {inbox} WHERE run_id = %s AND NOT (NOT consumed AND kind IN {KEPT})"
+        )
+
+        # Wake-ups for workers in other processes: news from outside (starts,
+        # messages) is announced on a channel of this schema's own.
+        self.channel = "perdure_wake_" + hashlib.sha1(schema.encode()).hexdigest()[:16]
+        self.notify = f"NOTIFY {self.channel}"
+        self.listen = f"LISTEN {self.channel}"
+
+        workers = f"{s}.perdure_workers"
+        self.save_worker = (
+            f"INSERT INTO {workers} (id, seen_at, info) VALUES (%s, %s, %s) "
+            "ON CONFLICT (id) DO UPDATE SET seen_at = EXCLUDED.seen_at, info = EXCLUDED.info"
+        )
+        self.list_workers = (
+            f"SELECT id, seen_at, info FROM {workers} WHERE seen_at > %s ORDER BY id"
+        )
+        self.forget_workers = (
+            f"DELETE FROM {workers} WHERE CASE WHEN %s::text IS NULL THEN seen_at < %s "
+            "ELSE id = %s::text END"
         )
 
         self.get_event = f"SELECT value FROM {events} WHERE run_id = %s AND key = %s"

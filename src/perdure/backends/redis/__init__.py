@@ -17,8 +17,8 @@ The keys of one store (``P`` the prefix; a time is stored as its repr string, a
 payload as raw bytes, a field that is None is absent):
 
 - ``P run:<id>`` hash: the run's record, one field per ``RunRecord`` attribute.
-- ``P journal:<id>`` hash: seq -> the entry (a JSON header, a newline, the payload);
-  a seq already there refuses the checkpoint that repeats it.
+- ``P journal:<id>`` hash: seq -> the entry (a JSON header, a newline, the detail and
+  the payload); a seq already there refuses the checkpoint that repeats it.
 - ``P inbox:<id>`` sorted set: the unconsumed inbox item ids, scored by id (the
   order of arrival); ``P item:<item id>`` hash: the item; ``P next_item``: the
   counter that numbers items.
@@ -28,15 +28,22 @@ payload as raw bytes, a field that is None is absent):
   is used once per run (per generation: a continued run keeps only its carried-over
   items' keys).
 - ``P events:<id>`` hash: event key -> value.
-- ``P due:<workflow>`` sorted set: runs with no lease that need a worker, by wake_at;
-  ``P leases:<workflow>`` sorted set: leased runs, by lease_until. A claim takes due
-  members and members whose lease ran out, in one script; ``next_wake_at`` reads the
-  first of each (``P workflows`` is the set of workflow names).
+- ``P due:<workflow>`` sorted set: runs of no version with no lease that need a
+  worker, by wake_at; ``P leases:<workflow>`` sorted set: leased runs of no version, by
+  lease_until. A claim takes due members and members whose lease ran out, in one
+  script; ``next_wake_at`` reads the first of each (``P workflows`` is the set of
+  workflow names). Runs pinned to a version wait in queues of their own,
+  ``P vdue:<n>:<version>:<workflow>`` and ``P vleases:...`` (``n`` the version's
+  length), so a worker reads only the queues it may take from; ``P versions:<workflow>``
+  lists the versions with queued runs.
 - ``P idx:all``, ``P idx:workflow:<name>``, ``P idx:status:<status>``,
   ``P idx:parent:<id>`` sorted sets: run ids by created_at, for ``list_runs`` (ties
   sort by id, as the cursor does); ``P finished`` sorted set: ended runs by
   finished_at, for ``purge_runs``.
-- ``P layout``: the version of this layout, written by the first open.
+- ``P workers`` sorted set: worker ids by when they were last seen; ``P worker:<id>``
+  hash: its ``seen_at`` and ``info``.
+- ``P layout``: the version of this layout, written by the first open; an open
+  upgrades an older layout in place (``lua/layout.lua``).
 """
 
 from .backend import RedisBackend

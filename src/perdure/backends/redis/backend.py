@@ -27,6 +27,7 @@ from ...records import (
     RunFilter,
     RunPage,
     RunRecord,
+    WorkerRecord,
 )
 from ..base import Backend, Feature
 from ..rules import cancel_error, dead_letter_error, decode_cursor, encode_cursor
@@ -136,14 +137,15 @@ class RedisBackend(Backend):
         return state
 
     async def _check_layout(self, state: _LoopState) -> None:
-        found = await state.scripts.call("layout", Args(self.prefix).add(LAYOUT_VERSION))
-        version = int(found)
+        """Record the layout in a new store, upgrade an older one in place (in one
+        script, so processes opening at once upgrade it once), refuse a newer one."""
+        _, now = await state.scripts.call("layout", Args(self.prefix).add(LAYOUT_VERSION))
+        version = int(now)
         if version > LAYOUT_VERSION:
             raise ConfigurationError(
                 f"the keys under prefix {self.prefix!r} were written by a newer perdure "
                 f"(layout {version}; this one reads layout {LAYOUT_VERSION}): upgrade perdure"
             )
-        # Layouts older than this one would be migrated here; layout 1 is the first.
         self._checked = True
 
     async def close(self) -> None:
@@ -241,11 +243,12 @@ class RedisBackend(Backend):
         lease_until: float,
         workflows: Sequence[str],
         max_recoveries: int | None = None,
+        version: str | None = None,
     ) -> list[Claim]:
         if not workflows or limit <= 0:
             return []
         args = self._args().add(owner, limit).time(now).time(lease_until)
-        args.opt(None if max_recoveries is None else str(max_recoveries))
+        args.opt(None if max_recoveries is None else str(max_recoveries)).opt(version)
         rows, dead = await self._call("claim", args.add(len(workflows), *workflows))
         for run_id, previous, token, recoveries in dead:
             # Worded here, where the rules live; applied only if no one moved first.
@@ -318,6 +321,23 @@ class RedisBackend(Backend):
             return []
         args = self._args().time(finished_before).add(limit).opt(run_id)
         return [run.decode() for run in await self._call("purge", args)]
+
+    # -- workers --------------------------------------------------------------------------
+
+    async def save_worker(self, worker_id: str, seen_at: float, info: bytes) -> None:
+        await self._call("save_worker", self._args().add(worker_id).time(seen_at).add(info))
+
+    async def list_workers(self, seen_after: float) -> list[WorkerRecord]:
+        rows = await self._call("workers", self._args().time(seen_after))
+        workers = [
+            WorkerRecord(worker_id.decode(), float(seen_at), info)
+            for worker_id, seen_at, info in rows
+        ]
+        return sorted(workers, key=lambda w: w.id)
+
+    async def forget_workers(self, seen_before: float, worker_id: str | None = None) -> int:
+        args = self._args().time(seen_before).opt(worker_id)
+        return int(await self._call("forget_workers", args))
 
     async def get_event(self, run_id: str, key: str) -> bytes | None:
         client = await self._client()

@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 
 from ...records import EntryKind, InboxItem, InboxKind, JournalEntry, RunRecord, RunStatus
 
-# The version of this layout: recorded in a new store, checked on open.
-LAYOUT_VERSION = 1
+# The version of this layout: recorded in a new store, checked on open, and an older
+# store upgraded to it (``lua/layout.lua``). 2: run versions, entry details, workers.
+LAYOUT_VERSION = 2
 
 
 class Keys:
@@ -82,6 +83,7 @@ def run_from_hash(run_id: str, h: Mapping[bytes, bytes]) -> RunRecord:
         lease_until=_time(h.get(b"lease_until")),
         mailbox=int(h[b"mailbox"]),
         recoveries=int(h[b"recoveries"]),
+        version=_text(h.get(b"version")),
     )
 
 
@@ -99,7 +101,9 @@ def item_from_hash(item_id: int, run_id: str, h: Mapping[bytes, bytes]) -> Inbox
 
 
 # A journal entry is one hash field (its seq) whose value is a JSON header, a newline,
-# then the payload's raw bytes. JSON writes floats with repr, so times come back exact.
+# then the detail's raw bytes and the payload's. The header's last value is the
+# detail's length (null: no detail); layout 1 wrote no such value, and no detail.
+# JSON writes floats with repr, so times come back exact.
 
 
 def encode_entry(entry: JournalEntry) -> bytes:
@@ -111,13 +115,18 @@ def encode_entry(entry: JournalEntry) -> bytes:
         entry.attempt,
         entry.failed,
         entry.payload is not None,
+        None if entry.detail is None else len(entry.detail),
     ]
-    return json.dumps(header, separators=(",", ":")).encode() + b"\n" + (entry.payload or b"")
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return b"".join((head, b"\n", entry.detail or b"", entry.payload or b""))
 
 
 def decode_entry(seq: int, data: bytes) -> JournalEntry:
-    header, _, payload = data.partition(b"\n")
-    pos, kind, name, at, attempt, failed, has_payload = json.loads(header)
-    return JournalEntry(
-        seq, pos, EntryKind(kind), name, payload if has_payload else None, at, attempt, failed
-    )
+    header, _, body = data.partition(b"\n")
+    pos, kind, name, at, attempt, failed, has_payload, *since_layout_2 = json.loads(header)
+    detail_length = since_layout_2[0] if since_layout_2 else None
+    detail = None
+    if detail_length is not None:
+        detail, body = body[:detail_length], body[detail_length:]
+    payload = body if has_payload else None
+    return JournalEntry(seq, pos, EntryKind(kind), name, payload, at, attempt, failed, detail)

@@ -59,9 +59,12 @@ NAMES = (
     "dead_letter",
     "change",
     "purge",
+    "save_worker",
+    "workers",
+    "forget_workers",
 )
 # The scripts that only read may run while Redis is out of memory, or on a replica.
-_READ_ONLY = ("read_inbox", "next_wake")
+_READ_ONLY = ("read_inbox", "next_wake", "workers")
 
 
 def _shebang(name: str) -> str:
@@ -133,7 +136,8 @@ class Args:
         return self.item(item).opt(cancel_error)
 
     def run(self, run: NewRun) -> Args:
-        """A run to create, with its deadline item if it has a timeout (``read_run``)."""
+        """A run to create, with its deadline item if it has a timeout, and its version
+        (``read_run``)."""
         start = run.start_at if run.start_at is not None else run.created_at
         self.add(run.id, run.workflow, run.input).opt(run.parent_id).add(run.parent_pos)
         self.time(run.created_at).time(start).flag(run.timeout is not None)
@@ -145,7 +149,7 @@ class Args:
         self.add(len(run.events))
         for key, value in run.events:
             self.add(key, value)
-        return self
+        return self.opt(run.version)
 
 
 def _bytes(value: Value | int) -> bytes:

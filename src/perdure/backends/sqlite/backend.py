@@ -30,6 +30,7 @@ from ...records import (
     RunPage,
     RunRecord,
     RunStatus,
+    WorkerRecord,
 )
 from ..base import Backend, Feature
 from ..rules import (
@@ -46,6 +47,7 @@ from ..rules import (
     decode_cursor,
     encode_cursor,
     entry_from_row,
+    entry_values,
     item_from_row,
     run_from_row,
     wake_after,
@@ -269,8 +271,8 @@ class SQLiteBackend(Backend):
         start = run.start_at if run.start_at is not None else run.created_at
         cur = c.execute(
             "INSERT OR IGNORE INTO perdure_runs (id, workflow, status, input, parent_id, "
-            "parent_pos, created_at, updated_at, wake_at) "
-            "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+            "parent_pos, created_at, updated_at, wake_at, version) "
+            "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
             (
                 run.id,
                 run.workflow,
@@ -280,6 +282,7 @@ class SQLiteBackend(Backend):
                 run.created_at,
                 run.created_at,
                 start,
+                run.version,
             ),
         )
         created = cur.rowcount == 1
@@ -351,6 +354,7 @@ class SQLiteBackend(Backend):
         lease_until: float,
         workflows: Sequence[str],
         max_recoveries: int | None = None,
+        version: str | None = None,
     ) -> list[Claim]:
         if not workflows:
             return []
@@ -359,9 +363,10 @@ class SQLiteBackend(Backend):
             f"SELECT id, owner, recoveries FROM perdure_runs WHERE wake_at <= ? "
             f"AND status IN {_ACTIVE} "
             f"AND (owner IS NULL OR lease_until < ?) AND workflow IN ({names}) "
+            "AND (? IS NULL OR version IS NULL OR version = ?) "
             "ORDER BY wake_at LIMIT ?"
         )
-        params = (now, now, *workflows, limit)
+        params = (now, now, *workflows, version, version, limit)
 
         # Look (on the read connection) before taking the write lock: most polls find
         # nothing.
@@ -445,8 +450,7 @@ class SQLiteBackend(Backend):
     async def read_journal(self, run_id: str) -> list[JournalEntry]:
         def read(c: sqlite3.Connection) -> list[JournalEntry]:
             rows = c.execute(
-                "SELECT seq, pos, kind, name, payload, at, attempt, failed FROM perdure_journal "
-                "WHERE run_id = ? ORDER BY seq",
+                f"SELECT {JOURNAL_COLUMNS} FROM perdure_journal WHERE run_id = ? ORDER BY seq",
                 (run_id,),
             ).fetchall()
             return [entry_from_row(r) for r in rows]
@@ -576,6 +580,36 @@ class SQLiteBackend(Backend):
             return ids
 
         return await self._transaction(purge)
+
+    # -- workers --------------------------------------------------------------------------
+
+    async def save_worker(self, worker_id: str, seen_at: float, info: bytes) -> None:
+        await self._transaction(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO perdure_workers (id, seen_at, info) VALUES (?, ?, ?)",
+                (worker_id, seen_at, info),
+            )
+        )
+
+    async def list_workers(self, seen_after: float) -> list[WorkerRecord]:
+        def read(c: sqlite3.Connection) -> list[WorkerRecord]:
+            rows = c.execute(
+                "SELECT id, seen_at, info FROM perdure_workers WHERE seen_at > ? ORDER BY id",
+                (seen_after,),
+            ).fetchall()
+            return [WorkerRecord(r[0], float(r[1]), r[2]) for r in rows]
+
+        return await self._reading(read)
+
+    async def forget_workers(self, seen_before: float, worker_id: str | None = None) -> int:
+        def forget(c: sqlite3.Connection) -> int:
+            if worker_id is not None:
+                cur = c.execute("DELETE FROM perdure_workers WHERE id = ?", (worker_id,))
+            else:
+                cur = c.execute("DELETE FROM perdure_workers WHERE seen_at < ?", (seen_before,))
+            return cur.rowcount
+
+        return await self._transaction(forget)
 
     async def get_event(self, run_id: str, key: str) -> bytes | None:
         def read(c: sqlite3.Connection) -> bytes | None:
@@ -715,11 +749,8 @@ class SQLiteBackend(Backend):
     def _append(self, c: sqlite3.Connection, run_id: str, entries: Sequence[JournalEntry]) -> None:
         c.executemany(
             f"INSERT INTO perdure_journal (run_id, {JOURNAL_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (run_id, e.seq, e.pos, e.kind.value, e.name, e.payload, e.at, e.attempt, e.failed)
-                for e in entries
-            ],
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(run_id, *entry_values(e)) for e in entries],
         )
 
     def _mailbox(self, c: sqlite3.Connection, run_id: str) -> int:

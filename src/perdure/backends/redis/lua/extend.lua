@@ -5,11 +5,11 @@ local held = {}
 for _ = 1, count do
     local run_id, token = arg(), arg()
     local key = run_key(run_id)
-    local holder, held_token, workflow, mailbox, status = unpack(redis.call(
-        'HMGET', key, 'owner', 'lease_token', 'workflow', 'mailbox', 'status'))
+    local holder, held_token, workflow, version, mailbox, status = unpack(redis.call(
+        'HMGET', key, 'owner', 'lease_token', 'workflow', 'version', 'mailbox', 'status'))
     if holder and holder == owner and held_token == token then
         redis.call('HSET', key, 'lease_until', lease_until)
-        if ACTIVE[status] then redis.call('ZADD', leases_key(workflow), lease_until, run_id) end
+        if ACTIVE[status] then add_leased(run_id, workflow, version, lease_until) end
         table.insert(held, run_id)
         table.insert(held, mailbox)
     end

@@ -21,12 +21,26 @@ local function inbox_key(id) return P .. 'inbox:' .. id end
 local function waits_key(id) return P .. 'waits:' .. id end
 local function keys_key(id) return P .. 'keys:' .. id end
 local function item_key(item_id) return P .. 'item:' .. item_id end
-local function due_key(workflow) return P .. 'due:' .. workflow end
-local function leases_key(workflow) return P .. 'leases:' .. workflow end
+-- A workflow's runs wait in one queue per code version (and one for runs of no
+-- version), so that a worker of one version never reads past the others' runs. The
+-- length of a version keeps its name apart from the workflow's.
+local function queue(workflow, version)
+    if not version then return workflow end
+    return #version .. ':' .. version .. ':' .. workflow
+end
+local function due_key(workflow, version)
+    return P .. (version and 'vdue:' or 'due:') .. queue(workflow, version)
+end
+local function leases_key(workflow, version)
+    return P .. (version and 'vleases:' or 'leases:') .. queue(workflow, version)
+end
+local function versions_key(workflow) return P .. 'versions:' .. workflow end
 local function status_index(status) return P .. 'idx:status:' .. status end
 local WORKFLOWS = P .. 'workflows'
 local FINISHED = P .. 'finished'  -- ended runs by finished_at, for purges
 local NEXT_ITEM = P .. 'next_item'
+local WORKERS = P .. 'workers'  -- worker ids by when they were last seen
+local function worker_key(id) return P .. 'worker:' .. id end
 
 -- The argument reader: a script's arguments come as one string (ARGV[2]) of values,
 -- each a 4-byte big-endian length then its bytes, read in order.
@@ -56,6 +70,21 @@ local function hset_all(key, flat)
     for first = 1, #flat, 1000 do
         redis.call('HSET', key, unpack(flat, first, math.min(first + 999, #flat)))
     end
+end
+
+-- Queues a run as due at score (a wake_at) or leased until it (a lease_until); a
+-- version's queues are listed, for the claims that take any version.
+local function add_due(run_id, workflow, version, score)
+    redis.call('ZADD', due_key(workflow, version), score, run_id)
+    if version then redis.call('SADD', versions_key(workflow), version) end
+end
+local function add_leased(run_id, workflow, version, score)
+    redis.call('ZADD', leases_key(workflow, version), score, run_id)
+    if version then redis.call('SADD', versions_key(workflow), version) end
+end
+local function unqueue(run_id, workflow, version)
+    redis.call('ZREM', due_key(workflow, version), run_id)
+    redis.call('ZREM', leases_key(workflow, version), run_id)
 end
 
 local function set_or_clear(key, field, value)
@@ -124,7 +153,7 @@ end
 -- A run as the arguments carry it: id, workflow, input, parent_id?, parent_pos,
 -- created_at, start, its deadline item if it has a timeout ('1' + item, or '0'), then
 -- the journal and events it starts with (a fork's): count + (seq, entry) pairs,
--- count + (key, value) pairs.
+-- count + (key, value) pairs; then its version?.
 local function read_run()
     local run = {id = arg(), workflow = arg(), input = arg(), parent_id = opt(),
                  parent_pos = arg(), created_at = arg(), start = arg(),
@@ -132,6 +161,7 @@ local function read_run()
     if arg() == '1' then run.deadline = read_item() end
     for _ = 1, num() * 2 do table.insert(run.journal, arg()) end
     for _ = 1, num() * 2 do table.insert(run.events, arg()) end
+    run.version = opt()
     return run
 end
 
@@ -158,9 +188,12 @@ local function create_run(run)
     if run.parent_id then
         table.insert(fields, 'parent_id'); table.insert(fields, run.parent_id)
     end
+    if run.version then
+        table.insert(fields, 'version'); table.insert(fields, run.version)
+    end
     redis.call('HSET', key, unpack(fields))
     redis.call('SADD', WORKFLOWS, run.workflow)
-    redis.call('ZADD', due_key(run.workflow), run.start, run.id)
+    add_due(run.id, run.workflow, run.version, run.start)
     index_run(run)
     hset_all(journal_key(run.id), run.journal)
     hset_all(events_key(run.id), run.events)
@@ -171,17 +204,18 @@ end
 -- Puts the run in the queues its state calls for: due (no lease, a wake_at) or leased,
 -- if a worker may claim it; in none otherwise.
 local function requeue(run_id)
-    local status, owner, wake_at, lease_until, workflow = unpack(redis.call(
-        'HMGET', run_key(run_id), 'status', 'owner', 'wake_at', 'lease_until', 'workflow'))
+    local status, owner, wake_at, lease_until, workflow, version = unpack(redis.call(
+        'HMGET', run_key(run_id), 'status', 'owner', 'wake_at', 'lease_until', 'workflow',
+        'version'))
     if ACTIVE[status] and not owner and wake_at then
-        redis.call('ZADD', due_key(workflow), wake_at, run_id)
+        add_due(run_id, workflow, version, wake_at)
     else
-        redis.call('ZREM', due_key(workflow), run_id)
+        redis.call('ZREM', due_key(workflow, version), run_id)
     end
     if ACTIVE[status] and owner then
-        redis.call('ZADD', leases_key(workflow), lease_until, run_id)
+        add_leased(run_id, workflow, version, lease_until)
     else
-        redis.call('ZREM', leases_key(workflow), run_id)
+        redis.call('ZREM', leases_key(workflow, version), run_id)
     end
     if not TERMINAL[status] then redis.call('ZREM', FINISHED, run_id) end
 end
@@ -192,15 +226,14 @@ local deliver  -- defined below; finishing a child delivers to its parent
 -- rules.child_outcome_item describes: the status as topic, the result or the error.
 local function finish(run_id, status, result, err, now)
     local key = run_key(run_id)
-    local old, workflow, created_at, parent_id, parent_pos = unpack(redis.call(
-        'HMGET', key, 'status', 'workflow', 'created_at', 'parent_id', 'parent_pos'))
+    local old, workflow, version, created_at, parent_id, parent_pos = unpack(redis.call(
+        'HMGET', key, 'status', 'workflow', 'version', 'created_at', 'parent_id', 'parent_pos'))
     move_status(run_id, old, status, created_at)
     redis.call('HSET', key, 'finished_at', now, 'updated_at', now)
     set_or_clear(key, 'result', result)
     set_or_clear(key, 'error', err)
     redis.call('HDEL', key, 'owner', 'lease_until', 'wake_at')
-    redis.call('ZREM', due_key(workflow), run_id)
-    redis.call('ZREM', leases_key(workflow), run_id)
+    unqueue(run_id, workflow, version)
     redis.call('ZADD', FINISHED, now, run_id)
     if parent_id and redis.call('EXISTS', run_key(parent_id)) == 1 then
         local outcome = err
@@ -216,8 +249,8 @@ end
 deliver = function(item, now, cancel_error)
     local run_id = item.run_id
     local key = run_key(run_id)
-    local status, owner, workflow, wake_at = unpack(redis.call(
-        'HMGET', key, 'status', 'owner', 'workflow', 'wake_at'))
+    local status, owner, workflow, version, wake_at = unpack(redis.call(
+        'HMGET', key, 'status', 'owner', 'workflow', 'version', 'wake_at'))
     if not status then return nil end
     if item.kind == 'cancel' and TERMINAL[status] then return false end
     if not add_item(item) then return false end
@@ -235,7 +268,7 @@ deliver = function(item, now, cancel_error)
         local wake = earlier(wake_at, visible)
         if wake ~= wake_at then
             redis.call('HSET', key, 'wake_at', wake)
-            if not owner then redis.call('ZADD', due_key(workflow), wake, run_id) end
+            if not owner then add_due(run_id, workflow, version, wake) end
         end
     end
     return true

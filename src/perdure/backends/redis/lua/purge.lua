@@ -11,8 +11,8 @@ local function ended_before(run_id)
 end
 
 local function delete(run_id)
-    local workflow, status, parent_id = unpack(redis.call(
-        'HMGET', run_key(run_id), 'workflow', 'status', 'parent_id'))
+    local workflow, version, status, parent_id = unpack(redis.call(
+        'HMGET', run_key(run_id), 'workflow', 'version', 'status', 'parent_id'))
     for _, item_id in ipairs(redis.call('ZRANGE', inbox_key(run_id), 0, -1)) do
         redis.call('DEL', item_key(item_id))
     end
@@ -22,8 +22,7 @@ local function delete(run_id)
     redis.call('ZREM', P .. 'idx:workflow:' .. workflow, run_id)
     redis.call('ZREM', status_index(status), run_id)
     if parent_id then redis.call('ZREM', P .. 'idx:parent:' .. parent_id, run_id) end
-    redis.call('ZREM', due_key(workflow), run_id)
-    redis.call('ZREM', leases_key(workflow), run_id)
+    unqueue(run_id, workflow, version)
     redis.call('ZREM', FINISHED, run_id)
 end
 
