@@ -508,3 +508,53 @@ async def test_a_worker_hears_of_a_start_in_another_process_without_polling(url:
         message_to = await client.start("ping", 1)
         assert await message_to.result(timeout=20) == 2
     await client.close()
+
+
+async def test_a_burst_of_first_calls_migrates_and_connects_once(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many starts at once on a backend not yet opened: one migration connection and
+    one pool, not a connection per caller (which ran out of server connections)."""
+    connects = 0
+    real = psycopg.AsyncConnection.connect
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal connects
+        connects += 1
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "connect", counting)
+    backend = PostgresBackend.from_url(url)
+    try:
+        found = await asyncio.gather(*(backend.get_run(f"r{i}") for i in range(60)))
+        assert found == [None] * 60
+        assert connects <= 1 + backend.pool_size
+    finally:
+        await backend.close()
+
+
+async def test_connections_the_server_dropped_are_replaced_without_an_error(
+    url: str, sql: Any
+) -> None:
+    """What a server restart does to the pool (every connection closed by the server)
+    goes unnoticed by callers: reads and writes are made on fresh connections."""
+    backend = PostgresBackend.from_url(url)
+    try:
+        await asyncio.gather(
+            *(backend.create_run(NewRun(f"r{i}", "wf", b"", NOW)) for i in range(20))
+        )
+        await asyncio.gather(*(backend.get_run(f"r{i}") for i in range(20)))
+        killed = sql.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND application_name = ''"
+        ).fetchone()[0]
+        assert killed >= 1
+        runs = await asyncio.gather(*(backend.get_run(f"r{i}") for i in range(20)))
+        assert all(r is not None for r in runs)
+        _, created = await backend.create_run(NewRun("after", "wf", b"", NOW))
+        assert created
+        claims = await backend.claim_runs("w", 5, NOW, NOW + TTL, ["wf"])
+        assert len(claims) == 5
+    finally:
+        await backend.close()

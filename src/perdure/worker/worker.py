@@ -303,7 +303,10 @@ class Worker:
             if driver is not None and self.drivers.get(run.id) is driver:
                 del self.drivers[run.id]
             if self._driver_tasks.get(run.id) is asyncio.current_task():
+                full = len(self._driver_tasks) >= self.concurrency
                 del self._driver_tasks[run.id]
+                if full:  # a place is free: claim now, not at the next poll
+                    self._wake.set()
 
     async def _instance_for(self, claim: Claim) -> WorkflowInstance | None:
         run = claim.run

@@ -168,7 +168,6 @@ class Database:
         state = self._states.get(loop)
         if state is not None and state.pool is not None:
             return state
-        await self._migrate()
         with self._lock:
             state = self._states.get(loop)
             if state is None:
@@ -176,9 +175,12 @@ class Database:
                 for old in [k for k in self._states if k.is_closed()]:
                     del self._states[old]
                 state = self._states[loop] = LoopState()
+        # Under the loop's opening lock, so that many first calls at once (a burst of
+        # starts on a store not yet opened) migrate and connect once, not each.
         async with state.opening:
             if state.pool is None:
                 try:
+                    await self._migrate()
                     state.pool = await asyncmy.create_pool(
                         minsize=1, maxsize=self.settings.pool_size, **self._connect_args
                     )

@@ -230,7 +230,6 @@ class PostgresBackend(Backend):
         state = self._states.get(loop)
         if state is not None and state.ready:
             return state
-        await self._migrate()
         with self._lock:
             state = self._states.get(loop)
             if state is None:
@@ -247,9 +246,12 @@ class PostgresBackend(Backend):
                     name=f"perdure-{self.schema}",
                 )
                 state = self._states[loop] = _LoopState(pool)
+        # Under the loop's opening lock, so that many first calls at once (a burst of
+        # starts on an app not yet opened) migrate and connect once, not each.
         async with state.opening:
             if not state.ready:
                 try:
+                    await self._migrate()
                     await state.pool.open(wait=True)
                 except BaseException:
                     with self._lock:
