@@ -7,7 +7,8 @@ executor id launches. One workload per process:
 
 W5 makes this process the coordinator: it enqueues the workflows with a
 ``DBOSClient``, runs ``dbos_bench.py w5-worker`` subprocesses, kills the first and
-times the second.
+times the second. W6 makes it the client of 1, 2 or 4 ``dbos_bench.py w6-worker``
+processes that dequeue from one queue.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -70,10 +72,13 @@ async def recoverable(workflow: int, steps: int) -> int:
     return steps
 
 
-def launch(url: str) -> None:
+def launch(url: str, executor_id: str | None = None) -> None:
     """Configure and launch DBOS on ``url`` from the running event loop, so async
     workflows (recovered ones too) run on it. Called inside that loop."""
-    DBOS(config={"name": "bench", "system_database_url": url, "log_level": "WARNING"})
+    config: Any = {"name": "bench", "system_database_url": url, "log_level": "WARNING"}
+    if executor_id is not None:
+        config["executor_id"] = executor_id
+    DBOS(config=config)
     DBOS.launch()
 
 
@@ -233,6 +238,86 @@ def w5(url: str, p: dict[str, Any], workdir: Path) -> dict[str, Any]:
     return figures
 
 
+# -- W6: scale-out over worker processes ----------------------------------------------------
+
+W6_QUEUE = "w6"
+W6_QUEUE_POLL = 0.2  # as W5: perdure's default poll on a database shared by processes
+W6_POLL = 0.05
+W6_WARM_UP = 10  # as perdure's W6 workers
+
+
+def w6(url: str, p: dict[str, Any]) -> dict[str, Any]:
+    """W1's shape run by ``processes`` DBOS processes on one database. A process runs
+    what it starts itself, so this client enqueues every workflow on a queue that all
+    of them dequeue from. The queue's worker_concurrency is 0 (nothing dequeued) while
+    the processes launch and warm up; once all are ready, setting it to the
+    per-process limit is the word to go. The clock runs from then to the last
+    workflow's ``updated_at``."""
+    n, steps, processes = p["workflows"], p["steps"], p["processes"]
+    DBOS.migrate(url)
+    client = DBOSClient(system_database_url=url)
+    client.register_queue(W6_QUEUE, worker_concurrency=0, polling_interval_sec=W6_QUEUE_POLL)
+    for k in range(n):
+        client.enqueue(
+            {"queue_name": W6_QUEUE, "workflow_name": "sequential", "workflow_id": f"w6-{k}"},
+            steps,
+        )
+    cmd = [sys.executable, __file__, "w6-worker", "--url", url, "--params", json.dumps(p)]
+    workers = harness.WorkerGroup(
+        cmd, processes, env_for=lambda i: dict(os.environ, BENCH_EXECUTOR=f"w6-{i}")
+    )
+    try:
+        workers.wait_ready()
+        queue = client.retrieve_queue(W6_QUEUE)
+        assert queue is not None
+        ticks = harness.cpu_ticks()
+        t0 = workers.go()
+        queue.set_worker_concurrency(harness.w6_per_process(p))
+        while True:
+            done = client.list_workflows(
+                status="SUCCESS", queue_name=W6_QUEUE, load_input=False, load_output=False
+            )
+            if len(done) >= n:
+                break
+            workers.check_alive()
+            time.sleep(W6_POLL)
+        end = max((w.updated_at or 0) for w in done) / 1000
+        busy = harness.cpu_busy_since(ticks)
+        reports = workers.stop()
+    finally:
+        workers.kill()
+        client.destroy()
+    wall = end - t0
+    by_executor = Counter(w.executor_id for w in done)
+    return {
+        "processes": processes,
+        "steps_per_s": n * steps / wall,
+        "workflows_per_s": n / wall,
+        "wall_s": wall,
+        "per_process": harness.w6_per_process(p),
+        "finished_by_process": sorted(by_executor.values(), reverse=True),
+        "worker_cpu_ms_per_step": sum(r["cpu_s"] for r in reports) * 1000 / (n * steps),
+        "machine_cpu_busy": busy,
+        "queue_poll_s": W6_QUEUE_POLL,
+    }
+
+
+async def w6_worker(url: str) -> None:
+    """One W6 process: launch (with its own executor id; the queue hands out nothing
+    yet), warm up as in W1 with a few 1-step workflows run at once, say ready, then run
+    whatever the queue hands it until stdin closes."""
+    launch(url, os.environ["BENCH_EXECUTOR"])
+    handles = await asyncio.gather(
+        *(DBOS.start_workflow_async(sequential, 1) for _ in range(W6_WARM_UP))
+    )
+    await asyncio.gather(*(h.get_result() for h in handles))
+    harness.WorkerGroup.ready()
+    await asyncio.to_thread(harness.WorkerGroup.wait_for_go)
+    cpu0 = time.process_time()
+    await asyncio.to_thread(harness.WorkerGroup.wait_for_stop)
+    harness.WorkerGroup.report({"cpu_s": time.process_time() - cpu0})
+
+
 # -- entry point ----------------------------------------------------------------------------
 
 
@@ -242,13 +327,14 @@ def durability(url: str) -> str:
         mode = harness.sqlite_journal_mode(path) if os.path.exists(path) else "?"
         # DBOS sets no synchronous pragma, so SQLite's default (FULL) applies.
         return f"SQLite journal_mode={mode.upper()}, synchronous=FULL (SQLite default)"
-    settings = harness.pg_settings(url)
-    return "PostgreSQL " + ", ".join(f"{k}={v}" for k, v in settings.items())
+    return harness.server_durability(url)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("workload", choices=["w1", "w2", "w3", "w4", "w5", "w5-worker"])
+    parser.add_argument(
+        "workload", choices=["w1", "w2", "w3", "w4", "w5", "w5-worker", "w6", "w6-worker"]
+    )
     parser.add_argument("--url", required=True)
     parser.add_argument("--params", default="{}", help="workload sizes, as JSON")
     parser.add_argument("--workdir", default=".", help="where W5 keeps its effect log")
@@ -256,6 +342,9 @@ def main() -> None:
     params = json.loads(args.params)
     if args.workload == "w5-worker":
         asyncio.run(w5_worker(args.url))
+        return
+    if args.workload == "w6-worker":
+        asyncio.run(w6_worker(args.url))
         return
 
     def report(figures: dict[str, Any]) -> None:
@@ -265,6 +354,8 @@ def main() -> None:
 
     if args.workload == "w5":
         report(w5(args.url, params, Path(args.workdir)))
+    if args.workload == "w6":
+        report(w6(args.url, params))
     workload = {"w1": w1, "w2": w2, "w3": w3, "w4": w4}[args.workload]
 
     async def run() -> None:

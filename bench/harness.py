@@ -1,5 +1,5 @@
 """What the engine modules share: result reporting, process measurements, database
-plumbing and the W5 crash-recovery driver.
+plumbing, the W5 crash-recovery driver and W6's group of worker processes.
 
 Each workload runs in a fresh process started by ``run.py``; the process prints one
 ``@@RESULT {json}`` line with its figures and exits. Nothing here imports an engine,
@@ -8,6 +8,7 @@ so both engine modules can use it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -18,10 +19,11 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 RESULT_MARK = "@@RESULT "
 BENCH_DIR = Path(__file__).resolve().parent
@@ -118,9 +120,142 @@ def pg_settings(url: str) -> dict[str, str]:
         return {n: str(conn.execute(f"SHOW {n}").fetchone()[0]) for n in names}
 
 
+def mysql_query(url: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """One statement on a fresh autocommit connection to the MySQL/MariaDB server of
+    ``url`` (its database, if the URL names one); the rows. asyncmy is the driver
+    perdure[mysql] brings; this runs it on a loop and thread of its own."""
+    import asyncmy
+
+    parts = urlsplit(url)
+
+    async def run() -> list[tuple[Any, ...]]:
+        conn = await asyncmy.connect(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 3306,
+            user=unquote(parts.username or "root"),
+            password=unquote(parts.password or ""),
+            database=parts.path.lstrip("/") or None,
+            autocommit=True,
+            connect_timeout=10,
+        )
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute(sql, tuple(params))
+                return list(await cur.fetchall())
+        finally:
+            conn.close()
+
+    # On a thread of its own: callers may be inside an event loop (W4's size).
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, run()).result()
+
+
+def mysql_settings(url: str) -> dict[str, str]:
+    names = ("version", "innodb_flush_log_at_trx_commit", "sync_binlog", "log_bin")
+    row = mysql_query(url, "SELECT " + ", ".join(f"@@{n}" for n in names))[0]
+    return {
+        n: str(v.decode() if isinstance(v, bytes) else v) for n, v in zip(names, row, strict=True)
+    }
+
+
+def mysql_size_mib(url: str) -> float:
+    """Data and indexes of the URL's database, after ANALYZE TABLE refreshed InnoDB's
+    statistics (information_schema shows them as of the last refresh)."""
+    tables = [
+        str(name.decode() if isinstance(name, bytes) else name)
+        for (name,) in mysql_query(
+            url,
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()",
+        )
+    ]
+    if tables:
+        mysql_query(url, "ANALYZE TABLE " + ", ".join(f"`{t}`" for t in tables))
+    row = mysql_query(
+        url,
+        "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables "
+        "WHERE table_schema = DATABASE()",
+    )[0]
+    return float(row[0]) / MIB
+
+
+def redis_prefix(url: str) -> str:
+    return dict(parse_qsl(urlsplit(url).query)).get("prefix", "perdure:")
+
+
+def redis_client(url: str) -> Any:
+    import redis  # installed with perdure[redis]
+
+    return redis.Redis.from_url(url.split("?", 1)[0], socket_connect_timeout=10)
+
+
+def redis_keys(url: str) -> list[bytes]:
+    client = redis_client(url)
+    return list(client.scan_iter(match=redis_prefix(url) + "*", count=1000))
+
+
+def redis_settings(url: str) -> dict[str, str]:
+    client = redis_client(url)
+    out = {"version": str(client.info("server")["redis_version"])}
+    for name in ("appendonly", "appendfsync", "save"):
+        out[name] = str(client.config_get(name).get(name, "?"))
+    return out
+
+
+def redis_size_mib(url: str) -> float:
+    """Memory the prefix's keys take (MEMORY USAGE): Redis keeps the data in memory."""
+    client = redis_client(url)
+    return sum(client.memory_usage(key) or 0 for key in redis_keys(url)) / MIB
+
+
+def redis_durability(settings: dict[str, str]) -> str:
+    """What a Redis server with these settings keeps on disk, said plainly."""
+    head = f"Redis {settings['version']}: appendonly={settings['appendonly']}, "
+    head += f"appendfsync={settings['appendfsync']}, save={settings['save']!r}"
+    if settings["appendonly"] == "yes":
+        kept = {
+            "always": "the AOF is fsynced at every write: a checkpoint survives a crash",
+            "everysec": "the AOF is fsynced once a second: a crash may lose the last second",
+        }.get(settings["appendfsync"], "the AOF is flushed when the OS decides")
+    elif settings["save"].strip():
+        kept = "RDB snapshots only: a crash loses everything since the last snapshot"
+    else:
+        kept = "NOTHING is kept on disk: a restart of the Redis server loses every run"
+    return f"{head}: {kept}"
+
+
+def mysql_durability(settings: dict[str, str]) -> str:
+    flush = {
+        "1": "the redo log is written and fsynced at every commit",
+        "2": "the redo log is written at every commit and fsynced about once a second "
+        "(survives a server crash, not a power loss)",
+        "0": "the redo log is written and fsynced about once a second",
+    }.get(settings["innodb_flush_log_at_trx_commit"], "?")
+    binlog = (
+        f"binary log on, sync_binlog={settings['sync_binlog']}"
+        if settings["log_bin"] in ("1", "ON")
+        else "binary log off"
+    )
+    return (
+        f"MariaDB/MySQL {settings['version']}: innodb_flush_log_at_trx_commit="
+        f"{settings['innodb_flush_log_at_trx_commit']}: {flush}; {binlog}"
+    )
+
+
+def server_durability(url: str) -> str:
+    """The durability settings of the server behind ``url``, as read from it."""
+    if url.startswith("postgres"):
+        return "PostgreSQL " + ", ".join(f"{k}={v}" for k, v in pg_settings(url).items())
+    if url.startswith(("mysql", "mariadb")):
+        return mysql_durability(mysql_settings(url))
+    if url.startswith("redis"):
+        return redis_durability(redis_settings(url))
+    return url.split(":", 1)[0]
+
+
 def db_size_mib(url: str) -> float:
     """The database's size once settled: a SQLite file after a WAL checkpoint (the WAL
-    file keeps its high-water size until then), PostgreSQL's relations."""
+    file keeps its high-water size until then), PostgreSQL's relations, MySQL's tables
+    and indexes, the memory Redis uses for the prefix's keys."""
     if url.startswith("sqlite"):
         path = sqlite_path(url)
         conn = sqlite3.connect(path, timeout=30)
@@ -132,6 +267,10 @@ def db_size_mib(url: str) -> float:
         return sqlite_size_mib(path)
     if url.startswith("postgres"):
         return pg_size_mib(url)
+    if url.startswith(("mysql", "mariadb")):
+        return mysql_size_mib(url)
+    if url.startswith("redis"):
+        return redis_size_mib(url)
     raise ValueError(f"no size for {url}")
 
 
@@ -262,3 +401,127 @@ def run_recovery(
         "duplicated": duplicated,
         "effects": sum(executions.values()),
     }
+
+
+# -- W6: a group of worker processes --------------------------------------------------------
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """The machine's (busy, total) CPU time so far, all cores, in clock ticks."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def cpu_busy_since(start: tuple[int, int]) -> float:
+    """The share of the machine's CPU time (all cores) that was busy since ``start``:
+    near 1.0, every core was working, whatever ran on them."""
+    busy, total = cpu_ticks()
+    return (busy - start[0]) / max(1, total - start[1])
+
+
+def w6_per_process(p: dict[str, Any]) -> int | None:
+    """How many runs one W6 process may hold at once. ``"share"``: its even share of the
+    runs, rounded up, the same limit on both engines (perdure's worker ``concurrency``,
+    DBOS's queue ``worker_concurrency``). Without a limit the first DBOS process to
+    poll dequeues the whole queue; with it each process takes its share and none needs
+    a second poll for more. A number is that limit; None, each engine's default."""
+    limit = p.get("per_process")
+    if limit == "share":
+        return -(-int(p["workflows"]) // int(p["processes"]))
+    return None if limit is None else int(limit)
+
+
+class WorkerGroup:
+    """W6's worker processes on one database, told to start at the same moment.
+
+    Each child prints ``@@READY`` once it is set up (code imported, database opened),
+    starts working when a line arrives on its stdin, stops when stdin closes, and then
+    prints ``@@REPORT {json}`` (what it ran). ``go`` returns the wall-clock time
+    (``time.time()``) the word was given, which the coordinator compares with finish
+    times the database recorded."""
+
+    READY = "@@READY"
+    REPORT = "@@REPORT "
+
+    def __init__(
+        self,
+        cmd: list[str],
+        count: int,
+        cwd: Path | None = None,
+        env_for: Callable[[int], dict[str, str]] | None = None,
+    ) -> None:
+        self.procs = [
+            subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=cwd,
+                env=env_for(i) if env_for else None,
+            )
+            for i in range(count)
+        ]
+
+    def _line(self, proc: subprocess.Popen[str], mark: str) -> str:
+        assert proc.stdout is not None
+        while True:
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"worker {proc.pid} exited ({proc.wait()}) before {mark!r}")
+            if line.startswith(mark):
+                return line[len(mark) :].strip()
+
+    def wait_ready(self) -> None:
+        for proc in self.procs:
+            self._line(proc, self.READY)
+
+    def go(self) -> float:
+        t0 = time.time()
+        for proc in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        return t0
+
+    def check_alive(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker {proc.pid} exited with {proc.returncode}")
+
+    def stop(self) -> list[dict[str, Any]]:
+        for proc in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.close()
+        reports = [json.loads(self._line(proc, self.REPORT)) for proc in self.procs]
+        for proc in self.procs:
+            proc.wait(timeout=60)
+        return reports
+
+    def kill(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    # The child's side.
+
+    @classmethod
+    def ready(cls) -> None:
+        print(cls.READY, flush=True)
+
+    @staticmethod
+    def wait_for_go() -> None:
+        sys.stdin.readline()
+
+    @staticmethod
+    def wait_for_stop() -> None:
+        sys.stdin.read()
+
+    @classmethod
+    def report(cls, figures: dict[str, Any]) -> None:
+        """Say what this process ran and leave at once (as ``emit`` does)."""
+        print(cls.REPORT + json.dumps(figures), flush=True)
+        sys.stderr.flush()
+        os._exit(0)

@@ -5,13 +5,15 @@
 W1-W4 run an embedded worker (``async with app:``) in this process. W5 makes this
 process the coordinator: it creates the runs, then runs ``perdure worker
 perdure_bench:app`` subprocesses (``app`` below, bound to ``$BENCH_URL``), kills the
-first one and times the second.
+first one and times the second. W6 makes it the coordinator of 1, 2 or 4
+``perdure_bench.py w6-worker`` processes that share one database.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sqlite3
 import subprocess
@@ -258,19 +260,134 @@ def w5(url: str, p: dict[str, Any], workdir: Path) -> dict[str, Any]:
     return figures
 
 
+# -- W6: scale-out over worker processes ----------------------------------------------------
+
+
+def w6(url: str, p: dict[str, Any]) -> dict[str, Any]:
+    """W1's shape run by ``processes`` worker processes on one database. This process
+    is the client (no worker here). The worker processes start and warm up first (see
+    ``w6_worker``); then this process creates every run, and tells all workers to go at
+    once. The clock runs from that moment to the last run's ``finished_at`` as the
+    database recorded it (the same machine's clock), so how often this process polls
+    for completion does not enter the figure."""
+    n, steps, processes = p["workflows"], p["steps"], p["processes"]
+    client = build(url)
+    cmd = [sys.executable, __file__, "w6-worker", "--url", url, "--params", json.dumps(p)]
+    workers = harness.WorkerGroup(cmd, processes, cwd=harness.BENCH_DIR)
+    try:
+        workers.wait_ready()
+
+        async def create() -> None:
+            # Open first: concurrent first calls on an unopened app each open the database.
+            await client.app.open()
+            await gather_in_chunks(
+                [client.app.start(client.sequential, steps, id=f"w6-{k}") for k in range(n)],
+                200,
+            )
+
+        asyncio.run(create())
+        ticks = harness.cpu_ticks()
+        t0 = workers.go()
+
+        async def last_finish() -> float:
+            try:
+                while True:
+                    finished = [
+                        r.finished_at
+                        for r in await completed_runs(client.app)
+                        if r.id.startswith("w6-")
+                    ]
+                    if len(finished) >= n:
+                        return max(f for f in finished if f is not None)
+                    workers.check_alive()
+                    await asyncio.sleep(W6_POLL)
+            finally:
+                await client.app.close()
+
+        end = asyncio.run(last_finish())
+        busy = harness.cpu_busy_since(ticks)
+        reports = workers.stop()
+    finally:
+        workers.kill()
+    wall = end - t0
+    return {
+        "processes": processes,
+        "steps_per_s": n * steps / wall,
+        "workflows_per_s": n / wall,
+        "wall_s": wall,
+        "per_process": harness.w6_per_process(p),
+        # How the runs spread over the processes: a scale-out that does not spread the
+        # work shows here first.
+        "finished_by_process": sorted((r["finished"] for r in reports), reverse=True),
+        "claimed_by_process": sorted((r["claimed"] for r in reports), reverse=True),
+        # CPU the worker processes used from the go until told to stop (they idle once
+        # done): if it grows per step with more processes, they contend; if not, the
+        # machine's cores are the limit.
+        "worker_cpu_ms_per_step": sum(r["cpu_s"] for r in reports) * 1000 / (n * steps),
+        "machine_cpu_busy": busy,
+    }
+
+
+W6_POLL = 0.05
+# Warm-up runs per W6 process, run at once: they open a few of the pool's connections
+# too, not only the first.
+W6_WARM_UP = 10
+
+
+async def completed_runs(app: perdure.App) -> list[Any]:
+    runs: list[Any] = []
+    cursor = None
+    while True:
+        page = await app.backend.list_runs(RunFilter(status=RunStatus.COMPLETED), 1000, cursor)
+        runs.extend(page.runs)
+        cursor = page.cursor
+        if cursor is None:
+            return runs
+
+
+async def w6_worker(url: str, p: dict[str, Any]) -> None:
+    """One W6 worker process. Before any W6 run exists: open the database and warm up
+    (a worker runs a few 1-step workflows, then stops), so first-call costs are not
+    measured, as in W1. Then say ready, wait for the word, and run a worker
+    (``App.worker``, what ``perdure worker`` runs) until stdin closes; report what it
+    ran."""
+    ns = build(url)
+    async with ns.app.worker():
+        handles = [
+            await ns.app.start(ns.sequential, 1, id=f"warm-{os.getpid()}-{i}")
+            for i in range(W6_WARM_UP)
+        ]
+        await asyncio.gather(*(h.result(timeout=60) for h in handles))
+    limit = harness.w6_per_process(p)
+    worker = ns.app.worker(**({"concurrency": limit} if limit is not None else {}))
+    harness.WorkerGroup.ready()
+    await asyncio.to_thread(harness.WorkerGroup.wait_for_go)
+    cpu0 = time.process_time()
+    await worker.start()
+    await asyncio.to_thread(harness.WorkerGroup.wait_for_stop)
+    harness.WorkerGroup.report(
+        {
+            "claimed": worker.stats["claimed"],
+            "finished": worker.stats["finished"],
+            "cpu_s": time.process_time() - cpu0,
+        }
+    )
+
+
 # -- entry point ----------------------------------------------------------------------------
 
 
 def durability(url: str) -> str:
+    """The durability settings this process observes on the database it used."""
     if url.startswith("sqlite"):
         backend = perdure.App(url).backend
         return f"SQLite WAL, synchronous={backend.synchronous.upper()}"  # type: ignore[attr-defined]
-    return url.split(":", 1)[0]
+    return harness.server_durability(url)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("workload", choices=["w1", "w2", "w3", "w4", "w5"])
+    parser.add_argument("workload", choices=["w1", "w2", "w3", "w4", "w5", "w6", "w6-worker"])
     parser.add_argument("--url", required=True)
     parser.add_argument("--params", default="{}", help="workload sizes, as JSON")
     parser.add_argument("--workdir", default=".", help="where W5 keeps its effect log")
@@ -278,9 +395,10 @@ def main() -> None:
         "--profile", help="W1-W4: write a profile to this file (.prof: cProfile, else pyinstrument)"
     )
     args = parser.parse_args()
-    import json
-
     params = json.loads(args.params)
+    if args.workload == "w6-worker":
+        asyncio.run(w6_worker(args.url, params))
+        return
     extra = {
         "engine": "perdure",
         "version": perdure.__version__,
@@ -288,6 +406,8 @@ def main() -> None:
     }
     if args.workload == "w5":
         harness.emit(w5(args.url, params, Path(args.workdir)), **extra)
+    if args.workload == "w6":
+        harness.emit(w6(args.url, params), **extra)
     ns = build(args.url)
     workload = {"w1": w1, "w2": w2, "w3": w3, "w4": w4}[args.workload]
     if args.profile:

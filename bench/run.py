@@ -1,13 +1,14 @@
 """perdure's benchmark suite, side by side with DBOS.
 
-    python bench/run.py            # W1-W5, every target, 3 repetitions (~10 minutes)
-    python bench/run.py --quick    # 1 repetition, small sizes (~1 minute)
+    python bench/run.py            # W1-W6, every target, 3 repetitions
+    python bench/run.py --quick    # 1 repetition, small sizes
     python bench/run.py --help     # choose workloads, targets, repetitions
 
-The first run creates ``bench/.venv`` with perdure (editable, from this repository),
-DBOS and pyinstrument, then re-runs itself there. Every workload runs in a fresh
-process per (target, repetition) on a fresh SQLite file or a freshly created
-PostgreSQL database; repetitions alternate between targets. Results go to
+The first run creates ``bench/.venv`` with perdure (editable, from this repository,
+with its PostgreSQL, MySQL and Redis drivers), DBOS and pyinstrument, then re-runs
+itself there. Every workload runs in a fresh process per (target, repetition) on a
+fresh SQLite file, a freshly created PostgreSQL or MySQL database, or a fresh Redis key
+prefix; repetitions alternate between targets. Results go to
 ``bench/results/<timestamp>.jsonl`` (one line per run, then one per summarised
 figure) and ``.md`` (the table); children's stderr goes to ``.log``.
 """
@@ -30,6 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import harness  # bench/harness.py: stdlib only at import time
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 VENV = BENCH / ".venv"
@@ -37,6 +40,12 @@ RESULTS = BENCH / "results"
 # DBOS is the peer measured, pinned so results stay comparable; not a perdure dependency.
 REQUIREMENTS = ["dbos==3.4.0", "pyinstrument>=4.6"]
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+MYSQL_ADMIN_URL = "mysql://root@127.0.0.1:3306/"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+PERDURE = f"{REPO}[postgres,mysql,redis]"
+# Server backends DBOS does not support: their rows are compared with DBOS on PostgreSQL.
+NO_DBOS_PEER = ("mysql", "redis")
+DBOS_FALLBACK = "dbos postgres"
 
 
 # -- the benchmark's own environment ---------------------------------------------------------
@@ -48,12 +57,12 @@ def ensure_venv() -> None:
     if Path(sys.prefix).resolve() == VENV.resolve():
         return
     stamp = VENV / ".bench-requirements"
-    wanted = json.dumps([f"{REPO}[postgres]", *REQUIREMENTS])
+    wanted = json.dumps([PERDURE, *REQUIREMENTS])
     if not python.exists() or not stamp.exists() or stamp.read_text() != wanted:
         print(f"bench: preparing {VENV} (perdure from {REPO}, {', '.join(REQUIREMENTS)})")
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        subprocess.run([*pip, "-e", f"{REPO}[postgres]", *REQUIREMENTS], check=True)
+        subprocess.run([*pip, "-e", PERDURE, *REQUIREMENTS], check=True)
         stamp.write_text(wanted)
     os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
 
@@ -66,6 +75,7 @@ FULL = {
     "w3": {"width": 200},
     "w4": {"workflows": 5000, "chunk": 200},
     "w5": {"workflows": 100, "steps": 10, "kill_after": 1.0},
+    "w6": {"workflows": 600, "steps": 10, "processes": [1, 2, 4], "per_process": "share"},
 }
 QUICK = {
     "w1": {"workflows": 50, "steps": 10},
@@ -73,13 +83,18 @@ QUICK = {
     "w3": {"width": 50},
     "w4": {"workflows": 500, "chunk": 200},
     "w5": {"workflows": 20, "steps": 10, "kill_after": 1.0},
+    "w6": {"workflows": 100, "steps": 10, "processes": [1, 2, 4], "per_process": "share"},
 }
+# W6 needs a database several processes share over the network.
+W6_KINDS = ("postgres", "mysql", "redis")
 TITLES = {
     "w1": "W1 sequential ({workflows} workflows x {steps} no-op steps, started at once)",
     "w2": "W2 latency ({iterations} x start a 1-step workflow and wait for its result)",
     "w3": "W3 fan-out (one workflow gathers {width} parallel no-op steps)",
     "w4": "W4 sleepers ({workflows} workflows that each sleep an hour)",
     "w5": "W5 recovery ({workflows} workflows x {steps} steps of 50 ms, worker SIGKILLed)",
+    "w6": "W6 scale-out ({workflows} workflows x {steps} no-op steps, run by 1, 2 and 4 "
+    "worker processes on one database)",
 }
 
 
@@ -88,6 +103,7 @@ class Metric:
     key: str
     label: str
     higher_is_better: bool | None  # None: a count, not compared as a ratio
+    compared: bool = True  # False: shown with its arrow, but no ratio to DBOS
 
 
 METRICS: dict[str, list[Metric]] = {
@@ -112,6 +128,13 @@ METRICS: dict[str, list[Metric]] = {
         Metric("duplicated", "duplicated effects", None),
         Metric("inflight_bound", "unfinished at kill", None),
     ],
+    "w6": [
+        Metric("steps_per_s_1p", "steps/s, 1 process", True),
+        Metric("steps_per_s_2p", "steps/s, 2 processes", True),
+        Metric("steps_per_s_4p", "steps/s, 4 processes", True),
+        Metric("speedup_2p", "speed-up, 2 processes", True, compared=False),
+        Metric("speedup_4p", "speed-up, 4 processes", True, compared=False),
+    ],
 }
 
 
@@ -122,7 +145,7 @@ class Target:
 
     name: str
     engine: str
-    kind: str  # sqlite | postgres
+    kind: str  # sqlite | postgres | mysql | redis
     durability: str
     prepare: Callable[[str], str]
     cleanup: Callable[[str], None] = lambda url: None
@@ -182,6 +205,43 @@ def postgres_target(name: str, engine: str, admin_url: str) -> Target:
     return Target(name, engine, "postgres", durability, prepare, cleanup)
 
 
+def mysql_target(name: str, engine: str, admin_url: str) -> Target:
+    """A fresh database per run on the MySQL/MariaDB server (perdure's tables get their
+    default ``perdure_`` prefix inside it), dropped after the run."""
+    base = admin_url.rstrip("/")
+
+    def prepare(run_id: str) -> str:
+        db = f"bench_{engine}_{run_id.replace('-', '_')}"
+        harness.mysql_query(admin_url, f"DROP DATABASE IF EXISTS `{db}`")
+        harness.mysql_query(admin_url, f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")
+        return f"{base}/{db}"
+
+    def cleanup(url: str) -> None:
+        db = url.rsplit("/", 1)[1].split("?")[0]
+        harness.mysql_query(admin_url, f"DROP DATABASE IF EXISTS `{db}`")
+
+    durability = harness.mysql_durability(harness.mysql_settings(admin_url))
+    return Target(name, engine, "mysql", durability + " (server settings)", prepare, cleanup)
+
+
+def redis_target(name: str, engine: str, server_url: str) -> Target:
+    """A fresh key prefix per run on the Redis server; its keys are deleted after."""
+
+    def prepare(run_id: str) -> str:
+        url = f"{server_url}?prefix=bench_{engine}_{run_id.replace('-', '_')}:"
+        delete_keys(url)
+        return url
+
+    def delete_keys(url: str) -> None:
+        keys = harness.redis_keys(url)
+        client = harness.redis_client(url)
+        for start in range(0, len(keys), 1000):
+            client.unlink(*keys[start : start + 1000])
+
+    durability = harness.redis_durability(harness.redis_settings(server_url))
+    return Target(name, engine, "redis", durability, prepare, delete_keys)
+
+
 def perdure_supports(url: str) -> bool:
     from perdure.backends import open_backend
     from perdure.errors import ConfigurationError
@@ -193,7 +253,19 @@ def perdure_supports(url: str) -> bool:
     return True
 
 
-def build_targets(data: Path, pg_admin: str | None) -> tuple[list[Target], list[str]]:
+def perdure_cannot_open(url: str) -> str | None:
+    """Why perdure's backend for ``url`` cannot be created here, or None if it can."""
+    try:
+        if perdure_supports(url):
+            return None
+        return "no such backend in this version"
+    except Exception as exc:  # a backend that does not load: skip its target, say why
+        return f"{type(exc).__name__}: {exc}"
+
+
+def build_targets(
+    data: Path, pg_admin: str | None, mysql_admin: str | None, redis_url: str | None
+) -> tuple[list[Target], list[str]]:
     notes: list[str] = []
     targets = [
         sqlite_target(
@@ -227,27 +299,100 @@ def build_targets(data: Path, pg_admin: str | None) -> tuple[list[Target], list[
             wal=True,
         ),
     ]
+    servers: list[Target] = []
     if pg_admin is None:
         notes.append("PostgreSQL targets skipped (--no-postgres)")
-        return targets, notes
-    try:
-        targets.append(postgres_target("dbos postgres", "dbos", pg_admin))
-    except Exception as exc:
-        notes.append(f"PostgreSQL unreachable at {pg_admin} ({exc}); its targets skipped")
-        return targets, notes
-    probe = pg_admin.rsplit("/", 1)[0] + "/bench_probe"
-    if perdure_supports(probe):
-        targets.insert(2, postgres_target("perdure postgres", "perdure", pg_admin))
     else:
+        try:
+            dbos_pg = postgres_target("dbos postgres", "dbos", pg_admin)
+            probe = pg_admin.rsplit("/", 1)[0] + "/bench_probe"
+            if perdure_supports(probe):
+                servers.append(postgres_target("perdure postgres", "perdure", pg_admin))
+            else:
+                notes.append(
+                    "perdure has no PostgreSQL backend in this version: DBOS on PostgreSQL "
+                    "is a reference row"
+                )
+            servers.append(dbos_pg)
+        except Exception as exc:
+            notes.append(f"PostgreSQL unreachable at {pg_admin} ({exc}); its targets skipped")
+    # DBOS runs on SQLite and PostgreSQL only: these have a perdure row alone.
+    for url, kind, make, flag in (
+        (mysql_admin, "mysql", mysql_target, "--no-mysql"),
+        (redis_url, "redis", redis_target, "--no-redis"),
+    ):
+        if url is None:
+            notes.append(f"the {kind} target skipped ({flag})")
+            continue
+        probe = url.rstrip("/") + ("/bench_probe" if kind == "mysql" else "")
+        why = perdure_cannot_open(probe)
+        if why is not None:
+            notes.append(f"perdure {kind} skipped: its backend cannot be created ({why})")
+            continue
+        try:
+            servers.append(make(f"perdure {kind}", "perdure", url))
+        except Exception as exc:
+            notes.append(f"{kind} unreachable at {url} ({exc}); its target skipped")
+    # Keep perdure's rows together, DBOS's after them, as the table reads best.
+    targets[2:2] = [t for t in servers if t.engine == "perdure"]
+    targets += [t for t in servers if t.engine == "dbos"]
+    if any(t.kind in NO_DBOS_PEER for t in targets):
         notes.append(
-            "perdure has no PostgreSQL backend in this version: DBOS on PostgreSQL is "
-            "a reference row (a perdure postgres row appears once perdure accepts "
-            "postgresql:// URLs)"
+            "DBOS supports neither MySQL nor Redis: the perdure mysql and perdure redis "
+            f"rows are compared with {DBOS_FALLBACK} only (ratios marked †)"
         )
     return targets, notes
 
 
 # -- running ----------------------------------------------------------------------------------
+
+
+def runs_workload(target: Target, workload: str) -> bool:
+    return workload != "w6" or target.kind in W6_KINDS
+
+
+def run_w6(
+    target: Target,
+    params: dict[str, Any],
+    run_id: str,
+    data: Path,
+    log: Any,
+    timeout: float,
+    rep: int,
+) -> dict[str, Any]:
+    """W6 for one target: one child (on a fresh database) per process count, the counts
+    in rotated order from one repetition to the next; one record with every figure."""
+    counts = list(params["processes"])
+    counts = counts[rep % len(counts) :] + counts[: rep % len(counts)]
+    record: dict[str, Any] = {
+        "kind": "run",
+        "target": target.name,
+        "engine": target.engine,
+        "backend": target.kind,
+        "workload": "w6",
+        "params": params,
+        "elapsed_s": 0.0,
+        "by_processes": {},
+    }
+    figures: dict[str, Any] = {}
+    for k in counts:
+        sub = run_child(
+            target, "w6", dict(params, processes=k), f"{run_id}-p{k}", data, log, timeout
+        )
+        record["elapsed_s"] += sub["elapsed_s"]
+        record["by_processes"][str(k)] = sub.get("figures") or {"error": sub.get("error")}
+        for key in ("durability", "version"):
+            if key in sub:
+                record[key] = sub[key]
+        if "error" in sub:
+            record["error"] = f"{k} processes: {sub['error']}"
+            return record
+        figures[f"steps_per_s_{k}p"] = sub["figures"]["steps_per_s"]
+    for k in counts:
+        if k != 1 and "steps_per_s_1p" in figures:
+            figures[f"speedup_{k}p"] = figures[f"steps_per_s_{k}p"] / figures["steps_per_s_1p"]
+    record["figures"] = figures
+    return record
 
 
 def run_child(
@@ -259,7 +404,19 @@ def run_child(
     log: Any,
     timeout: float,
 ) -> dict[str, Any]:
-    url = target.prepare(run_id)
+    record: dict[str, Any] = {
+        "kind": "run",
+        "target": target.name,
+        "engine": target.engine,
+        "backend": target.kind,
+        "workload": workload,
+        "params": params,
+    }
+    try:
+        url = target.prepare(run_id)
+    except Exception as exc:  # the server went away: this run fails, the suite goes on
+        log.write(f"==== {run_id} {target.name} {workload}: no database: {exc!r}\n")
+        return dict(record, elapsed_s=0.0, error=f"preparing its database failed: {exc}")
     workdir = data / f"{run_id}-work"
     workdir.mkdir(parents=True, exist_ok=True)
     script = BENCH / f"{target.engine}_bench.py"
@@ -275,14 +432,6 @@ def run_child(
         str(workdir),
     ]
     t0 = time.monotonic()
-    record: dict[str, Any] = {
-        "kind": "run",
-        "target": target.name,
-        "engine": target.engine,
-        "backend": target.kind,
-        "workload": workload,
-        "params": params,
-    }
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=BENCH)
         out, err, code = proc.stdout, proc.stderr, proc.returncode
@@ -292,7 +441,10 @@ def run_child(
         code = None
     finally:
         record["elapsed_s"] = time.monotonic() - t0
-        target.cleanup(url)
+        try:
+            target.cleanup(url)
+        except Exception as exc:
+            log.write(f"==== {run_id} {target.name}: removing {url} failed: {exc!r}\n")
         shutil.rmtree(workdir, ignore_errors=True)
     log.write(f"==== {run_id} {target.name} {workload} exit={code}\n{err}{out}\n")
     log.flush()
@@ -314,6 +466,8 @@ def summarise(
         for m in METRICS[w]:
             medians: dict[str, float] = {}
             for t in targets:
+                if not runs_workload(t, w):
+                    continue
                 values = [
                     r["figures"][m.key]
                     for r in records
@@ -337,11 +491,22 @@ def summarise(
                     row.update(min=min(values), median=statistics.median(values), max=max(values))
                     medians[t.name] = row["median"]
                 rows.append(row)
-            for row in rows[-len(targets) :]:
-                if m.higher_is_better is None or not row["target"].startswith("perdure"):
+            kinds = {t.name: t.kind for t in targets}
+            for row in rows:
+                if row["workload"] != w or row["metric"] != m.key:
                     continue
-                for peer in dbos:
-                    if row["target"] in medians and medians.get(peer):
+                if m.higher_is_better is None or not m.compared:
+                    continue
+                if not row["target"].startswith("perdure") or row["target"] not in medians:
+                    continue
+                peers = dbos
+                if kinds[row["target"]] in NO_DBOS_PEER:
+                    # No DBOS on this database: the ratio is to DBOS on PostgreSQL.
+                    peers = [DBOS_FALLBACK] if DBOS_FALLBACK in dbos else []
+                    if peers:
+                        row["ratio_note"] = f"no DBOS on {kinds[row['target']]}: vs {DBOS_FALLBACK}"
+                for peer in peers:
+                    if medians.get(peer):
                         row[f"ratio_vs_{peer}"] = medians[row["target"]] / medians[peer]
     return rows
 
@@ -366,11 +531,20 @@ def table(
     workloads: list[str],
     sizes: dict[str, dict[str, Any]],
 ) -> str:
-    dbos = [t.name for t in targets if t.engine == "dbos"]
-    head = ["figure", "target", "min", "median", "max"] + [f"perdure ÷ {d}" for d in dbos]
     lines = []
     for w in workloads:
+        # Only the DBOS targets that ran this workload get a ratio column.
+        dbos = [
+            t.name
+            for t in targets
+            if t.engine == "dbos"
+            and any(r["target"] == t.name and r["workload"] == w and r["n"] for r in summary)
+        ]
+        head = ["figure", "target", "min", "median", "max"] + [f"perdure ÷ {d}" for d in dbos]
         lines.append(f"\n**{TITLES[w].format(**sizes[w])}**\n")
+        if not any(r["workload"] == w for r in summary):
+            lines.append("No target here runs it (W6: server targets only).")
+            continue
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * len(head))
         for m in METRICS[w]:
@@ -382,8 +556,9 @@ def table(
                     cells = ["error" if row["errors"] else "—"] * 3
                 else:
                     cells = [fmt(row["min"]), fmt(row["median"]), fmt(row["max"])]
+                mark = "x†" if "ratio_note" in row else "x"
                 ratios = [
-                    fmt(row.get(f"ratio_vs_{d}")) + ("x" if f"ratio_vs_{d}" in row else "")
+                    fmt(row.get(f"ratio_vs_{d}")) + (mark if f"ratio_vs_{d}" in row else "")
                     for d in dbos
                 ]
                 lines.append(
@@ -496,19 +671,32 @@ def profile_w1(targets: list[Target], sizes: dict[str, Any], stamp: str) -> None
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description="perdure vs DBOS: W1-W5 on SQLite and PostgreSQL.",
+        description="perdure vs DBOS: W1-W6 on SQLite, PostgreSQL, MySQL/MariaDB and Redis.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true", help="1 repetition, small sizes")
     parser.add_argument("--reps", type=int, help="repetitions (default 3; 1 with --quick)")
-    parser.add_argument("--workloads", default="w1,w2,w3,w4,w5", help="e.g. w1,w3")
+    parser.add_argument("--workloads", default="w1,w2,w3,w4,w5,w6", help="e.g. w1,w3")
     parser.add_argument("--targets", help="comma-separated target names (default: all)")
     parser.add_argument(
         "--pg-admin-url",
         default=PG_ADMIN_URL,
         help="PostgreSQL URL used to create and drop one database per run",
     )
-    parser.add_argument("--no-postgres", action="store_true", help="SQLite targets only")
+    parser.add_argument(
+        "--mysql-admin-url",
+        default=MYSQL_ADMIN_URL,
+        help="MySQL/MariaDB server URL used to create and drop one database per run",
+    )
+    parser.add_argument(
+        "--redis-url", default=REDIS_URL, help="Redis database that gets one key prefix per run"
+    )
+    parser.add_argument("--no-postgres", action="store_true", help="no PostgreSQL targets")
+    parser.add_argument("--no-mysql", action="store_true", help="no MySQL/MariaDB target")
+    parser.add_argument("--no-redis", action="store_true", help="no Redis target")
+    parser.add_argument(
+        "--sqlite-only", action="store_true", help="SQLite targets only (no servers needed)"
+    )
     parser.add_argument("--timeout", type=float, default=600, help="seconds per run")
     parser.add_argument(
         "--profile",
@@ -524,7 +712,12 @@ def main() -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     data = Path(tempfile.mkdtemp(prefix="perdure-bench-"))
     try:
-        targets, notes = build_targets(data, None if args.no_postgres else args.pg_admin_url)
+        targets, notes = build_targets(
+            data,
+            None if args.no_postgres or args.sqlite_only else args.pg_admin_url,
+            None if args.no_mysql or args.sqlite_only else args.mysql_admin_url,
+            None if args.no_redis or args.sqlite_only else args.redis_url,
+        )
         if args.targets:
             wanted = [n.strip() for n in args.targets.split(",")]
             unknown = set(wanted) - {t.name for t in targets}
@@ -537,6 +730,20 @@ def main() -> None:
         run_all(targets, notes, workloads, sizes, reps, data, stamp, args)
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+W6_NOTE = (
+    "- W6: the worker processes start and warm up (10 1-step workflows each), every run "
+    "is created from a client process with no worker (perdure: app.start; DBOS: a "
+    "DBOSClient enqueues on queue 'w6'), then all processes are told to go at the same "
+    "moment; the time runs from then to the last run's finish time as the database "
+    "recorded it. perdure: `App.worker()` in each process (what `perdure worker` runs). "
+    "DBOS: each process launches with its own executor id and dequeues from 'w6' "
+    "(polled every 0.2 s, as in W5); the queue's worker_concurrency is 0 until the go. "
+    "Each process may hold at most its share of the runs, ceil(workflows / processes), "
+    "on both engines (perdure concurrency, DBOS worker_concurrency): without a limit "
+    "DBOS's first process to poll dequeues the whole queue. Only server targets run W6."
+)
 
 
 def observed(records: list[dict[str, Any]], t: Target) -> str:
@@ -585,8 +792,13 @@ def run_all(
                 # Rotate the order each repetition so no target always runs first.
                 order = targets[rep % len(targets) :] + targets[: rep % len(targets)]
                 for t in order:
+                    if not runs_workload(t, w):
+                        continue
                     n += 1
-                    record = run_child(t, w, sizes[w], f"r{n}", data, log, args.timeout)
+                    if w == "w6":
+                        record = run_w6(t, sizes[w], f"r{n}", data, log, args.timeout, rep)
+                    else:
+                        record = run_child(t, w, sizes[w], f"r{n}", data, log, args.timeout)
                     record["rep"] = rep + 1
                     records.append(record)
                     jsonl.write(json.dumps(record) + "\n")
@@ -616,11 +828,16 @@ def run_all(
         f"↓: lower is better). Total time {elapsed / 60:.1f} min.",
         "",
         "Durability:",
-        *[f"- {t.name}: {t.durability}{observed(records, t)}" for t in targets],
+        *[
+            f"- {t.name}: {t.durability}{observed(records, t)}"
+            for t in targets
+            if any(runs_workload(t, w) for w in workloads)
+        ],
         *[f"- note: {n}" for n in notes],
         "- W5: perdure workers run with lease_ttl=2 s (a dead worker's runs are taken over "
         "when its leases expire); DBOS workflows are enqueued by a DBOSClient on a queue "
         "polled every 0.2 s and recovered by the new process (same executor id).",
+        *([W6_NOTE] if "w6" in workloads else []),
     ]
     text = "\n".join(header) + "\n" + table(summary, targets, workloads, sizes) + "\n"
     (RESULTS / f"{stamp}.md").write_text(text)
