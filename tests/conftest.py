@@ -7,7 +7,6 @@ fails the run when CI=true, so a green CI means every backend was exercised.
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,14 +14,7 @@ from typing import Any
 import pytest
 
 import perdure
-
-# Backends the kernel suite runs on; PERDURE_TEST_BACKENDS=sqlite,postgres narrows it.
-ALL_BACKENDS = ["memory", "sqlite", "postgres", "mysql", "redis"]
-BACKENDS = [
-    name.strip()
-    for name in os.environ.get("PERDURE_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",")
-    if name.strip()
-]
+from stores import BACKENDS
 
 
 def backend_url(name: str, tmp_path: Path) -> str:

@@ -25,7 +25,7 @@ import pytest
 from crashkit import Cluster, Line, eventually, starts
 
 import perdure
-from conftest import BACKENDS
+from stores import BACKENDS
 
 SERVERS = [name for name in BACKENDS if name in ("postgres", "mysql", "redis")]
 SHARED = [name for name in BACKENDS if name != "memory"]  # many processes, one store

@@ -14,6 +14,14 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# Backends the suite runs on; PERDURE_TEST_BACKENDS=sqlite,postgres narrows it.
+ALL_BACKENDS = ["memory", "sqlite", "postgres", "mysql", "redis"]
+BACKENDS = [
+    name.strip()
+    for name in os.environ.get("PERDURE_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",")
+    if name.strip()
+]
+
 
 def unavailable(reason: str) -> None:
     """Skip locally, fail in CI."""
