@@ -21,6 +21,7 @@ from .errors import (
     RegistrationError,
     RunCancelled,
     RunConflict,
+    RunDeduplicated,
     RunExists,
     RunFailed,
     RunNotFound,
@@ -33,6 +34,7 @@ from .errors import (
 )
 from .history import LogLine, StepAttempt, StepRecord
 from .operations import cancel_run, pause_run, resume_run, terminate_run
+from .queues import Queue, Rate
 from .records import IdPolicy, RunStatus
 from .replayer import ReplayResult
 from .retry import Retry
@@ -74,11 +76,14 @@ __all__ = [
     "NonRetryableError",
     "NotInWorkflow",
     "PerdureError",
+    "Queue",
+    "Rate",
     "RegistrationError",
     "ReplayResult",
     "Retry",
     "RunCancelled",
     "RunConflict",
+    "RunDeduplicated",
     "RunExists",
     "RunFailed",
     "RunInfo",

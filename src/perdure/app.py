@@ -22,12 +22,13 @@ from .errors import ConfigurationError, RegistrationError, RunConflict, RunExist
 from .hub import Hub
 from .operations import default_actor
 from .portal import Portal
-from .records import IdPolicy, NewRun, RunFilter, RunRecord, RunStatus
+from .queues import Queue, Queues, Rate, check_name, check_priority
+from .records import DEFAULT_QUEUE, IdPolicy, NewRun, RunFilter, RunRecord, RunStatus
 from .replayer import ReplayResult
 from .retry import Retry, seconds
 from .worker import Worker, registry
 from .worker.registry import WorkerInfo, alive_after, why_waiting
-from .workflow.definition import StepDecorator, StepFunction, WorkflowFunction
+from .workflow.definition import StepDecorator, StepFunction, WorkflowFunction, routed_runner
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -74,6 +75,7 @@ class App:
             raise ValueError("retention must be a positive duration, or None to keep runs")
         self.workflows: dict[str, WorkflowFunction[..., Any]] = {}
         self.steps: dict[str, StepFunction[..., Any]] = {}
+        self.queues = Queues()
         self._opened = False
         self._open_lock = threading.Lock()
         self._embedded: Worker | None = None
@@ -101,17 +103,25 @@ class App:
         *,
         name: str | None = None,
         timeout: float | timedelta | None = None,
+        queue: Queue | str | None = None,
     ) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], WorkflowFunction[P, R]]: ...
 
     def workflow(
-        self, fn: Any = None, *, name: str | None = None, timeout: float | timedelta | None = None
+        self,
+        fn: Any = None,
+        *,
+        name: str | None = None,
+        timeout: float | timedelta | None = None,
+        queue: Queue | str | None = None,
     ) -> Any:
         """Declare an ``async def`` workflow. ``timeout`` cancels the run (and its
-        children) that long after it was started; the deadline survives restarts."""
+        children) that long after it was started; the deadline survives restarts.
+        ``queue`` is the queue its runs go to unless a start says otherwise."""
+        queue_name = self._queue_name(queue)
 
         def register(func: Callable[..., Any]) -> WorkflowFunction[..., Any]:
             wf: WorkflowFunction[..., Any] = WorkflowFunction(
-                func, name=name or func.__name__, timeout=timeout
+                func, name=name or func.__name__, timeout=timeout, queue=queue_name
             )
             self._register(self.workflows, wf.name, wf, "workflow")
             return wf
@@ -133,6 +143,7 @@ class App:
         name: str | None = None,
         retry: Retry | None = None,
         timeout: float | timedelta | None = None,
+        queue: Queue | str | None = None,
     ) -> StepDecorator: ...
 
     def step(
@@ -142,19 +153,50 @@ class App:
         name: str | None = None,
         retry: Retry | None = None,
         timeout: float | timedelta | None = None,
+        queue: Queue | str | None = None,
     ) -> Any:
         """Declare a step (``async def`` or plain ``def``, which runs on a thread).
         Its result is recorded once; ``retry`` retries failures on durable timers;
-        ``timeout`` bounds each attempt."""
+        ``timeout`` bounds each attempt. With ``queue``, the step runs (as a run of its
+        own) only on workers serving that queue, and the workflow waits for it."""
+        queue_name = self._queue_name(queue)
 
         def register(func: Callable[..., Any]) -> StepFunction[..., Any]:
             st: StepFunction[..., Any] = StepFunction(
-                func, name=name or func.__name__, retry=retry, timeout=timeout
+                func, name=name or func.__name__, retry=retry, timeout=timeout, queue=queue_name
             )
             self._register(self.steps, st.name, st, "step")
+            if queue_name is not None:
+                runner = routed_runner(st)
+                self._register(self.workflows, runner.name, runner, "workflow")
             return st
 
         return register(fn) if fn is not None else register
+
+    def queue(
+        self,
+        name: str,
+        *,
+        concurrency: int | None = None,
+        per_worker: int | None = None,
+        per_key: int | None = None,
+        rate: Rate | None = None,
+    ) -> Queue:
+        """Declare a queue and its limits (see ``perdure.Queue``); every worker and
+        every app that starts runs on it should declare it alike. Returns the queue, to
+        pass as ``queue=`` to ``start``, ``@app.workflow`` or ``@app.step``."""
+        return self.queues.declare(Queue(name, concurrency, per_worker, per_key, rate))
+
+    def _queue_name(self, queue: Queue | str | None) -> str | None:
+        """A queue named at declaration time (of a workflow or step), declared now
+        (without limits) if it is not yet: ``app.queue`` may give it limits later."""
+        if queue is None:
+            return None
+        if isinstance(queue, Queue):
+            return self.queues.declare(queue).name
+        name = check_name("queue name", queue)
+        self.queues.declare(Queue(name, implicit=True))
+        return name
 
     @staticmethod
     def _register(table: dict[str, Any], name: str, item: Any, kind: str) -> None:
@@ -253,9 +295,19 @@ class App:
         timeout: float | timedelta | None = None,
         delay: float | timedelta | None = None,
         id_policy: IdPolicy | str = IdPolicy.USE_EXISTING,
+        key: str | None = None,
+        queue: Queue | str | None = None,
+        priority: int = 0,
+        dedup_key: str | None = None,
         **kwargs: Any,
     ) -> Handle[R]:
         """Start a run of ``workflow`` and return its handle.
+
+        ``key`` is your business key (list runs by it; a queue's ``per_key`` limit
+        counts by it). ``queue`` overrides the workflow's queue; on a queue with
+        limits the run waits its turn, ``priority`` first (higher sooner).
+        ``dedup_key``: while an unfinished run of the same queue has it, the start is
+        refused with RunDeduplicated.
 
         What an ``id`` that is taken means is ``id_policy``'s call: by default
         (``use_existing``) the start is idempotent and returns the existing run's
@@ -274,12 +326,31 @@ class App:
             raise ValueError(
                 "run id must be a non-empty string of at most 200 characters, without NUL"
             )
+        on = self.queues.get(
+            queue.name if isinstance(queue, Queue) else queue or wf.queue or DEFAULT_QUEUE
+        )
+        if key is not None:
+            check_name("key", key)
+        if dedup_key is not None:
+            check_name("dedup_key", dedup_key)
+        check_priority(priority)
         await self.open()
         now = self.clock.now()
         limit = seconds(timeout) if timeout is not None else wf.timeout
         start_at = now + (seconds(delay) or 0.0) if delay is not None else None
         new = NewRun(
-            run_id, wf.name, data, now, timeout=limit, start_at=start_at, version=self.version
+            run_id,
+            wf.name,
+            data,
+            now,
+            timeout=limit,
+            start_at=start_at,
+            version=self.version,
+            key=key,
+            queue=on.name,
+            priority=priority,
+            dedup_key=dedup_key,
+            queued=on.admits_by_turn,
         )
         rec, created = await self.backend.create_run(new)
         if not created and rec.workflow != wf.name:
@@ -306,6 +377,8 @@ class App:
         workflow: str | None = None,
         status: RunStatus | str | None = None,
         parent: str | None = None,
+        key: str | None = None,
+        queue: str | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
         page_size: int = 100,
@@ -316,6 +389,8 @@ class App:
             workflow=workflow,
             status=RunStatus(status) if status is not None else None,
             parent_id=parent,
+            key=key,
+            queue=queue,
             created_after=created_after.timestamp() if created_after else None,
             created_before=created_before.timestamp() if created_before else None,
         )
@@ -325,9 +400,9 @@ class App:
             page = await self.backend.list_runs(filt, page_size, cursor)
             for rec in page.runs:
                 reason = None
-                if self._overdue(rec):
+                if self._waiting(rec):
                     workers = await self.workers() if workers is None else workers
-                    reason = why_waiting(rec.workflow, rec.version, workers)
+                    reason = why_waiting(rec, workers)
                 yield RunInfo.from_record(rec, reason)
             if page.cursor is None:
                 return
@@ -374,8 +449,11 @@ class App:
         cutoff = self.clock.now() - (seconds(older_than) or 0.0)
         return await operations.purge(self, cutoff)
 
-    def _overdue(self, rec: RunRecord) -> bool:
-        """Due for a while and not held by a live worker."""
+    def _waiting(self, rec: RunRecord) -> bool:
+        """Waiting for its turn in a queue, or due for a while and not held by a live
+        worker: worth an explanation."""
+        if rec.status is RunStatus.PENDING and rec.queued:
+            return True
         now = self.clock.now()
         return (
             rec.status.is_active
@@ -385,10 +463,11 @@ class App:
         )
 
     async def explain_wait(self, rec: RunRecord) -> str | None:
-        """Why no live worker takes ``rec``, if it has waited for one for a while."""
-        if not self._overdue(rec):
+        """Why no live worker takes ``rec``, if it has waited for one for a while (or
+        waits for its turn in a queue)."""
+        if not self._waiting(rec):
             return None
-        return why_waiting(rec.workflow, rec.version, await self.workers())
+        return why_waiting(rec, await self.workers())
 
     async def workers(self) -> list[WorkerInfo]:
         """The workers alive on this app's database (they check in every few seconds)."""

@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, RegistrationError
 
 
 def load_app(spec: str) -> Any:
@@ -43,6 +43,14 @@ def _worker(args: argparse.Namespace) -> int:
         options["sticky_cache"] = False
     if args.worker_id:
         options["worker_id"] = args.worker_id
+    if args.queues:
+        options["queues"] = [name.strip() for name in args.queues.split(",") if name.strip()]
+        try:
+            for name in options["queues"]:
+                app.queues.get(name)
+        except RegistrationError as exc:
+            print(f"perdure: {exc}", file=sys.stderr)
+            return 2
     print(f"perdure worker: {len(app.workflows)} workflow(s) on {app.backend.url}", flush=True)
     app.run_worker(**options)
     return 0
@@ -85,7 +93,13 @@ def _run_command(args: argparse.Namespace) -> int:
 
 async def _runs(app: Any, args: argparse.Namespace) -> int:
     shown = 0
-    async for run in app.list_runs(workflow=args.workflow, status=args.status, parent=args.parent):
+    async for run in app.list_runs(
+        workflow=args.workflow,
+        status=args.status,
+        parent=args.parent,
+        key=args.key,
+        queue=args.queue,
+    ):
         if shown == args.limit:
             break
         error = f"  {run.error.type}: {run.error.message}" if run.error else ""
@@ -208,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--poll-interval", type=float, help="seconds between polls")
     worker.add_argument("--no-cache", action="store_true", help="replay on every resume")
     worker.add_argument("--worker-id", help="a name for this worker")
+    worker.add_argument(
+        "--queues",
+        help="serve only these queues, comma-separated (default: every queue the app declares)",
+    )
     worker.set_defaults(func=_worker)
 
     demo = sub.add_parser("demo", help="run a demo workflow on a local SQLite file")
@@ -242,6 +260,8 @@ def _add_run_commands(sub: Any) -> None:
     runs.add_argument("--workflow")
     runs.add_argument("--status")
     runs.add_argument("--parent")
+    runs.add_argument("--key", help="runs started with this key")
+    runs.add_argument("--queue", help="runs on this queue")
     runs.add_argument("--limit", type=int, default=50)
     command("show", "a run and its journal").add_argument("run_id")
     command("workers", "the workers alive on the database")

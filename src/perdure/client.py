@@ -15,7 +15,7 @@ from . import history
 from .clock import to_datetime
 from .errors import ErrorInfo, RunCancelled, RunFailed, RunNotFound, RunTerminated
 from .history import LogLine, StepRecord
-from .records import InboxKind, JournalEntry, NewInboxItem, RunRecord, RunStatus
+from .records import DEFAULT_QUEUE, InboxKind, JournalEntry, NewInboxItem, RunRecord, RunStatus
 from .retry import seconds
 
 if TYPE_CHECKING:
@@ -46,6 +46,10 @@ class RunInfo:
     journal_len: int
     version: str | None = None  # the code version it is pinned to
     waiting_for: str | None = None  # why no live worker takes it, when it is overdue
+    key: str | None = None  # the business key it was started with
+    queue: str = DEFAULT_QUEUE
+    priority: int = 0
+    admitted_at: datetime | None = None  # when its queue let it start (None: waiting)
 
     @classmethod
     def from_record(cls, rec: RunRecord, waiting_for: str | None = None) -> RunInfo:
@@ -63,6 +67,10 @@ class RunInfo:
             journal_len=rec.journal_len,
             version=rec.version,
             waiting_for=waiting_for,
+            key=rec.key,
+            queue=rec.queue,
+            priority=rec.priority,
+            admitted_at=to_datetime(rec.admitted_at) if rec.admitted_at is not None else None,
         )
 
 

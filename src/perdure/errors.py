@@ -8,6 +8,8 @@
     ├── SerializationError        a value that cannot be encoded as a payload
     ├── RunNotFound               no run with that id
     ├── RunConflict               an id already used by another workflow
+    ├── RunExists                 an id taken, started with id_policy="reject"
+    ├── RunDeduplicated           a dedup key an unfinished run of the queue holds
     ├── LeaseLost                 a worker's write was fenced off (another owns the run)
     ├── NonDeterminismError       workflow code no longer matches its journal
     ├── NotInWorkflow             a workflow-only call made outside a workflow
@@ -123,6 +125,20 @@ class RunExists(PerdureError):
         self.status = status
 
 
+class RunDeduplicated(PerdureError):
+    """Started with a ``dedup_key`` that an unfinished run of the same queue holds."""
+
+    def __init__(self, queue: str, dedup_key: str, holder: str | None) -> None:
+        held = f" by run {holder!r}" if holder else ""
+        super().__init__(
+            f"queue {queue!r} already has an unfinished run with dedup_key {dedup_key!r}"
+            f"{held}; start again once it has ended, or use another key"
+        )
+        self.queue = queue
+        self.dedup_key = dedup_key
+        self.holder = holder
+
+
 class RunStateError(PerdureError):
     """The run's status does not allow the operation asked for; nothing was changed."""
 
@@ -190,14 +206,22 @@ class RunTerminated(RunFailed):
 class StepError(PerdureError):
     """Raised into workflow code when a step failed for good (retries exhausted)."""
 
-    def __init__(self, step: str, position: int, error: ErrorInfo, attempts: int) -> None:
-        super().__init__(
-            f"step {step!r} (position {position}) failed after {attempts} attempt(s): {error}"
-        )
+    def __init__(
+        self,
+        step: str,
+        position: int,
+        error: ErrorInfo,
+        attempts: int,
+        *,
+        run_id: str | None = None,
+    ) -> None:
+        how = f"after {attempts} attempt(s)" if run_id is None else f"in run {run_id!r}"
+        super().__init__(f"step {step!r} (position {position}) failed {how}: {error}")
         self.step = step
         self.position = position
         self.error = error
-        self.attempts = attempts
+        self.attempts = attempts  # 0 for a step routed to a queue: see its run
+        self.run_id = run_id  # the run a step routed to a queue ran as
 
     @property
     def type(self) -> str:

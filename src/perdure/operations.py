@@ -265,6 +265,12 @@ async def fork(app: App, run_id: str, from_step: int, new_id: str, by: str) -> N
             journal=tuple(journal),
             events=events,
             version=app.version,
+            # On the original's queue, with its key and priority (not its dedup key:
+            # the original may still hold it).
+            key=rec.key,
+            queue=rec.queue,
+            priority=rec.priority,
+            queued=app.queues.admits_by_turn(rec.queue),
         )
     )
     if not created:

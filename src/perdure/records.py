@@ -7,6 +7,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+DEFAULT_QUEUE = "default"
+
 
 class RunStatus(enum.StrEnum):
     """Where a run is in its life."""
@@ -159,6 +161,11 @@ class NewRun:
     journal: tuple[JournalEntry, ...] = ()
     events: tuple[tuple[str, bytes], ...] = ()
     version: str | None = None  # only workers of this code version may run it
+    key: str | None = None  # the caller's business key: for listing and per-key limits
+    queue: str = DEFAULT_QUEUE
+    priority: int = 0  # higher is admitted first, where a queue admits runs by turn
+    dedup_key: str | None = None  # no two unfinished runs of one queue share it
+    queued: bool = False  # waits for ``admit_runs`` before any worker may claim it
 
 
 @dataclass(frozen=True)
@@ -184,6 +191,28 @@ class RunRecord:
     mailbox: int
     recoveries: int
     version: str | None = None  # the code version it is pinned to (None: any)
+    key: str | None = None
+    queue: str = DEFAULT_QUEUE
+    priority: int = 0
+    dedup_key: str | None = None
+    queued: bool = False  # still waiting for a place in its queue
+    admitted_at: float | None = None  # when its queue let it start
+
+
+@dataclass(frozen=True)
+class QueueLimits:
+    """What a queue allows at once, enforced by ``Backend.admit_runs`` across workers.
+
+    ``concurrency`` caps the queue's admitted, unfinished runs; ``per_key`` caps them
+    per run key (runs without a key are not limited by it); ``rate`` caps admissions
+    in any ``period`` seconds. None: no such limit.
+    """
+
+    name: str
+    concurrency: int | None = None
+    per_key: int | None = None
+    rate: int | None = None
+    period: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -270,7 +299,8 @@ class RunChange:
     that seq on (and the run's consumed inbox items, which only mattered to them),
     and ``entries`` are appended at the end (their ``seq`` assigned by the backend).
     A terminal ``status`` ends the run with ``error`` and tells a parent; any other
-    clears the outcome, and with ``wake`` makes the run due now.
+    clears the outcome, and with ``wake`` makes the run due now (a run still waiting
+    for a place in its queue stays queued: its queue admits it).
     """
 
     run_id: str
@@ -293,6 +323,8 @@ class RunFilter:
     workflow: str | None = None
     status: RunStatus | None = None
     parent_id: str | None = None
+    key: str | None = None
+    queue: str | None = None
     created_after: float | None = None
     created_before: float | None = None
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from perdure.backends import open_backend
-from perdure.errors import ConfigurationError, RunNotFound
+from perdure.errors import ConfigurationError, RunDeduplicated, RunNotFound
 from perdure.records import (
     Checkpoint,
     EntryKind,
@@ -31,6 +31,7 @@ from perdure.records import (
     NewInboxItem,
     NewRun,
     Outcome,
+    QueueLimits,
     RunFilter,
     RunStatus,
 )
@@ -41,7 +42,7 @@ from perdure.backends.mysql import MySQLBackend  # noqa: E402
 
 NOW = 1000.0
 TTL = 30.0
-SUFFIXES = {"runs", "journal", "inbox", "events", "workers", "schema"}
+SUFFIXES = {"runs", "journal", "inbox", "events", "workers", "queues", "schema"}
 
 
 @pytest.fixture
@@ -341,6 +342,8 @@ class TestMigrations:
             rec = await backend.get_run("old")
             assert rec is not None
             assert (rec.input, rec.status, rec.version) == (b"in", RunStatus.PENDING, None)
+            # On the default queue, let in when it was made.
+            assert (rec.queue, rec.queued, rec.admitted_at) == ("default", False, NOW)
             assert await backend.read_journal("old") == [step(0)]
             # A versioned worker takes it (it is pinned to no version), and goes on.
             [claim] = await backend.claim_runs("w", 9, NOW, NOW + TTL, ["wf"], None, "2")
@@ -554,6 +557,49 @@ class TestSharedDatabase:
         for run_id in ids:
             assert [e.seq for e in await two.read_journal(run_id)] == list(range(12))
         assert not [r for r in caplog.records if "retrying" in r.getMessage()]
+
+    async def test_two_backends_admitting_at_once_never_exceed_a_limit(
+        self, pair: tuple[MySQLBackend, MySQLBackend]
+    ) -> None:
+        """Admissions to a queue lock its row in the queues table: processes admitting
+        at once wait for each other, and each counts the runs the others let in."""
+        one, two = pair
+        runs = [f"r{i:02d}" for i in range(12)]
+        for i, run_id in enumerate(runs):
+            await one.create_run(
+                NewRun(run_id, "wf", b"", NOW + i / 100, queue="q", queued=True, key=f"k{i % 2}")
+            )
+        limits = QueueLimits("q", concurrency=3, per_key=2)
+        admitted: list[str] = []
+        now = NOW + 1
+        while len(admitted) < len(runs):
+            rounds = await asyncio.gather(*(b.admit_runs(limits, now) for b in (one, two) * 4))
+            fresh = [run_id for batch in rounds for run_id in batch]
+            assert sorted(fresh) == runs[len(admitted) : len(admitted) + 3]
+            admitted += fresh
+            # They end, and give their places back for the next round.
+            for c in await two.claim_runs("w", 10, now, now + TTL, ["wf"], None, None, ["q"]):
+                done = Checkpoint(c.run.id, "w", c.token, now, now + TTL, outcome=Outcome.COMPLETED)
+                [result] = await two.checkpoint([done])
+                assert result.applied
+            now += 1
+
+    async def test_two_backends_starting_one_dedup_key_at_once_make_one_run(
+        self, pair: tuple[MySQLBackend, MySQLBackend]
+    ) -> None:
+        one, two = pair
+        outcomes = await asyncio.gather(
+            *(
+                backend.create_run(NewRun(f"r{i}", "wf", b"", NOW, queue="q", dedup_key="d"))
+                for i, backend in enumerate((one, two) * 5)
+            ),
+            return_exceptions=True,
+        )
+        made = [o[0].id for o in outcomes if isinstance(o, tuple) and o[1]]
+        refused = [o for o in outcomes if isinstance(o, RunDeduplicated)]
+        assert len(made) == 1 and len(refused) == 9, outcomes
+        assert {r.holder for r in refused} == set(made)
+        assert [r.id for r in (await one.list_runs(RunFilter(), 20, None)).runs] == made
 
 
 class TestBatches:

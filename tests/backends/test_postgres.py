@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 
 from perdure.backends import open_backend
-from perdure.errors import ConfigurationError, RunNotFound
+from perdure.errors import ConfigurationError, RunDeduplicated, RunNotFound
 from perdure.records import (
     Checkpoint,
     EntryKind,
@@ -30,6 +30,8 @@ from perdure.records import (
     JournalEntry,
     NewInboxItem,
     NewRun,
+    Outcome,
+    QueueLimits,
     RunFilter,
     RunStatus,
 )
@@ -323,6 +325,61 @@ class TestSharedDatabase:
         assert result.applied
         assert await one.read_journal("r") == [step(0)]
 
+    async def test_two_backends_admitting_at_once_never_exceed_a_limit(
+        self, pair: tuple[PostgresBackend, PostgresBackend], sql: Any, url: str
+    ) -> None:
+        """Admissions are serialized per queue across processes: however many admit at
+        once, each counts the places the others filled, round after round."""
+        one, two = pair
+        runs = [f"r{i:02d}" for i in range(20)]
+        for i, run_id in enumerate(runs):
+            await one.create_run(NewRun(run_id, "wf", b"", NOW + i, queue="q", queued=True))
+        three = QueueLimits("q", concurrency=3)
+        admitted: list[str] = []
+        now = NOW + 100
+        while len(admitted) < len(runs):
+            rounds = await asyncio.gather(*(b.admit_runs(three, now) for b in [one, two] * 4))
+            got = [run_id for batch in rounds for run_id in batch]
+            # Exactly the places the last round freed, oldest first.
+            assert got == runs[len(admitted) : len(admitted) + 3]
+            admitted += got
+            occupying = sql.execute(
+                f'SELECT count(*) FROM "{schema_of(url)}".perdure_runs '
+                "WHERE admitted_at IS NOT NULL AND status IN ('pending', 'running')"
+            ).fetchone()[0]
+            assert occupying == len(got)
+            # Those runs end, each on the other backend, freeing their places.
+            claims = await two.claim_runs("w", 10, now, now + TTL, ["wf"], queues=["q"])
+            assert sorted(c.run.id for c in claims) == sorted(got)
+            done = [
+                Checkpoint(c.run.id, "w", c.token, now, now + TTL, outcome=Outcome.COMPLETED)
+                for c in claims
+            ]
+            assert all(r.applied for r in await one.checkpoint(done))
+            now += 1
+        assert admitted == runs
+
+    async def test_starts_racing_for_a_dedup_key_in_two_backends_make_one_run(
+        self, pair: tuple[PostgresBackend, PostgresBackend]
+    ) -> None:
+        """Each backend commits its starts in transactions of its own: the unique index
+        refuses the losers, which name the winner."""
+        one, two = pair
+        starts = [
+            backend.create_run(NewRun(f"{name}{i}", "wf", b"", NOW, queue="q", dedup_key="d"))
+            for i in range(10)
+            for backend, name in ((one, "a"), (two, "b"))
+        ]
+        outcomes = await asyncio.gather(*starts, return_exceptions=True)
+        made = [o for o in outcomes if isinstance(o, tuple)]
+        refused = [o for o in outcomes if isinstance(o, RunDeduplicated)]
+        assert len(made) == 1 and len(refused) == 19
+        [(winner, created)] = made
+        assert created
+        assert {e.holder for e in refused} == {winner.id}
+        page = await one.list_runs(RunFilter(queue="q"), 100, None)
+        assert [r.id for r in page.runs] == [winner.id]
+
     async def test_writers_meeting_runs_in_opposite_orders_do_not_deadlock(
         self, pair: tuple[PostgresBackend, PostgresBackend], caplog: pytest.LogCaptureFixture
     ) -> None:
@@ -538,7 +595,9 @@ async def test_connections_the_server_dropped_are_replaced_without_an_error(
 ) -> None:
     """What a server restart does to the pool (every connection closed by the server)
     goes unnoticed by callers: reads and writes are made on fresh connections."""
-    backend = PostgresBackend.from_url(url)
+    # Its connections carry a name of their own: only they are cut, not others'.
+    name = f"perdure-test-{schema_of(url)}"
+    backend = PostgresBackend.from_url(f"{url}&application_name={name}")
     try:
         await asyncio.gather(
             *(backend.create_run(NewRun(f"r{i}", "wf", b"", NOW)) for i in range(20))
@@ -546,8 +605,8 @@ async def test_connections_the_server_dropped_are_replaced_without_an_error(
         await asyncio.gather(*(backend.get_run(f"r{i}") for i in range(20)))
         killed = sql.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND application_name = ''"
+            "WHERE application_name = %s",
+            (name,),
         ).fetchone()[0]
         assert killed >= 1
         runs = await asyncio.gather(*(backend.get_run(f"r{i}") for i in range(20)))

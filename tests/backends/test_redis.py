@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from perdure.backends import open_backend
-from perdure.errors import ConfigurationError
+from perdure.errors import ConfigurationError, RunDeduplicated
 from perdure.records import (
+    DEFAULT_QUEUE,
     Checkpoint,
     EntryKind,
     InboxKind,
@@ -26,6 +27,7 @@ from perdure.records import (
     NewInboxItem,
     NewRun,
     Outcome,
+    QueueLimits,
     RunChange,
     RunFilter,
     RunStatus,
@@ -225,7 +227,9 @@ class TestLayout:
         prefix = prefix_of(url)
         await store.create_run(NewRun("keep", "wf", b"", NOW))
         before = set(keys_of(prefix))
-        await store.create_run(NewRun("gone", "other", b"", NOW, timeout=60.0))
+        await store.create_run(
+            NewRun("gone", "other", b"", NOW, timeout=60.0, key="k", dedup_key="d")
+        )
         await store.deliver(NewInboxItem("gone", InboxKind.SIGNAL, NOW, key="m"), NOW)
         [claim] = await store.claim_runs("w", 1, NOW, NOW + TTL, ["other"])
         cp = Checkpoint(
@@ -306,12 +310,19 @@ class TestUpgrades:
         backend = RedisBackend.from_url(url)
         await backend.open()
         try:
-            assert raw.get(f"{prefix}layout") == str(LAYOUT_VERSION).encode() == b"2"
+            assert raw.get(f"{prefix}layout") == str(LAYOUT_VERSION).encode() == b"3"
             page = await backend.list_runs(RunFilter(), 10, None)
             assert [(r.id, r.status, r.version) for r in page.runs] == [
                 ("waiting", RunStatus.PENDING, None),
                 ("parked", RunStatus.RUNNING, None),
             ]
+            # On the default queue, admitted when they were created: both take a place.
+            assert {(r.queue, r.priority, r.queued, r.admitted_at) for r in page.runs} == {
+                (DEFAULT_QUEUE, 0, False, NOW)
+            }
+            assert (await backend.list_runs(RunFilter(queue=DEFAULT_QUEUE), 9, None)) == page
+            await backend.create_run(NewRun("third", "wf", b"", NOW, queued=True))
+            assert await backend.admit_runs(QueueLimits(DEFAULT_QUEUE, concurrency=2), NOW) == []
             old_entry = JournalEntry(0, 0, EntryKind.STEP, "s", b"1", NOW, 1)
             assert await backend.read_journal("parked") == [old_entry]
             assert await backend.next_wake_at() == NOW
@@ -335,7 +346,7 @@ class TestUpgrades:
         again = RedisBackend.from_url(url)  # an upgraded store opens as it is
         await again.open()
         try:
-            assert raw.get(f"{prefix}layout") == b"2"
+            assert raw.get(f"{prefix}layout") == b"3"
             rec = await again.get_run("parked")
             assert rec is not None and rec.journal_len == 2
         finally:
@@ -353,7 +364,7 @@ class TestUpgrades:
         finally:
             for b in backends:
                 await b.close()
-        assert raw.get(f"{prefix_of(url)}layout") == b"2"
+        assert raw.get(f"{prefix_of(url)}layout") == b"3"
 
 
 class TestVersions:
@@ -401,6 +412,68 @@ class TestVersions:
         assert await store.claim_runs("w", 9, NOW, NOW + TTL, ["c"], None, "a") == []
         [claim] = await store.claim_runs("w", 9, NOW, NOW + TTL, ["c"], None, "a:b")
         assert claim.run.id == "two"
+
+
+class TestQueues:
+    async def test_a_queue_is_not_starved_by_due_runs_of_another(self, store: RedisBackend) -> None:
+        for i in range(50):
+            await store.create_run(NewRun(f"old{i:02d}", "wf", b"", NOW - 100))
+        await store.create_run(NewRun("gpu", "wf", b"", NOW, queue="gpu", version="1"))
+        [claim] = await store.claim_runs("w", 1, NOW, NOW + TTL, ["wf"], None, "1", ["gpu"])
+        assert claim.run.id == "gpu"
+        later = NOW + TTL + 1  # its lease ran out: recovered from its own lane too
+        [again] = await store.claim_runs("w", 1, later, later + TTL, ["wf"], None, None, ["gpu"])
+        assert (again.run.id, again.run.recoveries) == ("gpu", 1)
+
+    async def test_a_queue_no_run_needs_is_no_longer_listed(
+        self, store: RedisBackend, url: str, raw: Any
+    ) -> None:
+        queues = f"{prefix_of(url)}queues:wf"
+        await store.create_run(NewRun("r", "wf", b"", NOW, queue="q"))
+        assert raw.smembers(queues) == {b"q"}
+        assert await store.next_wake_at() == NOW
+        [claim] = await store.claim_runs("w", 1, NOW, NOW + TTL, ["wf"])
+        done = Checkpoint("r", "w", claim.token, NOW, NOW + TTL, outcome=Outcome.COMPLETED)
+        assert (await store.checkpoint([done]))[0].applied
+        assert await store.claim_runs("w", 1, NOW, NOW + TTL, ["wf"]) == []
+        assert not raw.exists(queues)
+
+    async def test_queues_that_look_alike_keep_apart(self, store: RedisBackend) -> None:
+        # The lane of (workflow "w", queue "a") is not that of ("1:a:w", the default).
+        await store.create_run(NewRun("one", "1:a:w", b"", NOW))
+        await store.create_run(NewRun("two", "w", b"", NOW, queue="a"))
+        assert await store.claim_runs("w", 9, NOW, NOW + TTL, ["1:a:w"], None, None, ["a"]) == []
+        [claim] = await store.claim_runs("w", 9, NOW, NOW + TTL, ["w"], None, None, ["a"])
+        assert claim.run.id == "two"
+
+    async def test_priorities_at_the_ends_of_the_range_keep_their_order(
+        self, store: RedisBackend
+    ) -> None:
+        order = [("top", 1_000_000), ("mid-a", 0), ("mid-b", 0), ("low", -1_000_000)]
+        for run_id, priority in reversed(order):
+            # Start times a microsecond apart, the later ones first in priority 0.
+            at = NOW + (1e-6 if run_id == "mid-b" else 2e-6)
+            await store.create_run(
+                NewRun(run_id, "wf", b"", at, queue="q", priority=priority, queued=True)
+            )
+        assert await store.admit_runs(QueueLimits("q"), NOW + 1) == [
+            "top",
+            "mid-b",
+            "mid-a",
+            "low",
+        ]
+
+    async def test_a_child_with_a_dedup_key_held_is_refused(self, store: RedisBackend) -> None:
+        await store.create_run(NewRun("holder", "wf", b"", NOW, dedup_key="d"))
+        await store.create_run(NewRun("parent", "wf", b"", NOW + 1))
+        claims = await store.claim_runs("w", 9, NOW + 1, NOW + TTL, ["wf"])
+        [token] = [c.token for c in claims if c.run.id == "parent"]
+        child = NewRun("child", "wf", b"", NOW + 1, parent_id="parent", parent_pos=0, dedup_key="d")
+        cp = Checkpoint("parent", "w", token, NOW + 1, NOW + TTL, children=[child])
+        with pytest.raises(RunDeduplicated) as caught:
+            await store.checkpoint([cp])
+        assert caught.value.holder == "holder"
+        assert await store.get_run("child") is None
 
 
 async def test_workers_seen_by_one_process_are_listed_by_another(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
@@ -198,3 +199,27 @@ def test_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -> Non
         for proc in procs:
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err.decode()
+
+
+async def test_a_call_cancelled_in_the_queue_strands_no_other_call(tmp_path: Path) -> None:
+    """Calls that queue up behind a write share the next transaction. One of them
+    cancelled meanwhile (a stopping worker cancels its loops) is skipped, and the
+    others are still answered (they once waited forever)."""
+    backend = SQLiteBackend.from_url(f"sqlite:///{tmp_path / 'p.db'}")
+    await backend.open()
+    gate = threading.Event()
+    try:
+        busy = asyncio.ensure_future(backend._transaction(lambda c: gate.wait(10)))
+        await asyncio.sleep(0.05)  # the writer is inside that transaction
+        first = asyncio.ensure_future(backend.create_run(NewRun("a", "wf", b"", NOW)))
+        second = asyncio.ensure_future(backend.create_run(NewRun("b", "wf", b"", NOW)))
+        await asyncio.sleep(0.05)
+        first.cancel()
+        gate.set()
+        await busy
+        _, created = await asyncio.wait_for(second, 10)
+        assert created
+        assert await backend.get_run("a") is None  # cancelled before it ran
+    finally:
+        gate.set()
+        await backend.close()

@@ -237,6 +237,39 @@ def build(url: str) -> perdure.App:
     async def poison(x: int) -> int:
         return await fatal(x)
 
+    # -- queues (C1, C6, C8): a serial queue, a keyed queue, a step routed to "gpu" ---------
+
+    app.queue("serial", concurrency=1)
+    app.queue("keyed", concurrency=3, per_key=1)
+    app.queue("gpu")
+
+    @app.step()
+    async def hold(seconds: float) -> int:
+        log_line("start")
+        await asyncio.sleep(seconds)
+        log_line("end")
+        return os.getpid()
+
+    @app.workflow(queue="serial")
+    async def one_at_a_time(seconds: float) -> int:
+        return await hold(seconds)
+
+    @app.workflow(queue="keyed")
+    async def keyed(seconds: float) -> int:
+        await hold(seconds)
+        return await hold(seconds)
+
+    @app.step(queue="gpu")
+    async def render(scene: str) -> str:
+        log_line("start")
+        log_line("end")
+        return f"{scene}@{os.getpid()}"
+
+    @app.workflow()
+    async def film(scene: str) -> str:
+        frame = await render(scene)
+        return f"{frame}/{await hold(0.0)}"
+
     return app
 
 

@@ -162,6 +162,12 @@ def test_quickstart_starters_are_served_by_a_separate_worker_process(
 
 
 EXPECTED: dict[str, list[str]] = {
+    "queues.py": [
+        "refused: welcome:cid is held by another run",
+        "FRAME OF SUNSET",
+        "ann got: ['password reset -> ann', 'monthly news -> ann']",
+        "runs for ann: 2",
+    ],
     "steps.py": [
         "rate 1.25",
         "charge failed after 1 attempt(s): __main__.CardDeclined: card declined for 1999 cents",

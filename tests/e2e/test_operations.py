@@ -379,7 +379,8 @@ async def test_b7_listing_filters_and_pages_stably_over_a_thousand_runs(url: str
     for n in range(1000):
         clock.advance(1)
         workflow = billing if n % 4 else shipping
-        created.append((await app.start(workflow, n, id=f"run-{n:04}")).id)
+        customer = f"customer-{n % 7}"  # a business key
+        created.append((await app.start(workflow, n, id=f"run-{n:04}", key=customer)).id)
     window_start = clock.now() - 499.5  # the 500 newest: n >= 500
     clock.advance(1)
     await app.start(billing, -1, id="parked", delay=3600)
@@ -401,6 +402,10 @@ async def test_b7_listing_filters_and_pages_stably_over_a_thousand_runs(url: str
         )
     ]
     assert recent == [i for n, i in enumerate(created) if n % 4 == 0 and n >= 500][::-1]
+    keyed = [run.id async for run in app.list_runs(key="customer-3", page_size=9)]
+    assert keyed == [i for n, i in enumerate(created) if n % 7 == 3][::-1]
+    keyed_billing = [r.key async for r in app.list_runs(key="customer-3", workflow="billing")]
+    assert keyed_billing == ["customer-3"] * len([n for n in range(1000) if n % 7 == 3 and n % 4])
     pending = [run.id async for run in app.list_runs(status="pending", page_size=1000)]
     assert len(pending) == 1002
     assert [r.id async for r in app.list_runs(status=perdure.RunStatus.COMPLETED)] == []

@@ -22,6 +22,7 @@ from ..records import (
     JournalEntry,
     NewInboxItem,
     NewRun,
+    QueueLimits,
     RunChange,
     RunFilter,
     RunPage,
@@ -66,7 +67,9 @@ class Backend(ABC):
     async def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
         """Create a run, idempotent on its id: returns the run and whether it was created.
         An existing run is returned unchanged whatever its workflow; the caller
-        decides whether a different workflow is a conflict."""
+        decides whether a different workflow is a conflict. A new run whose
+        ``dedup_key`` an unfinished run of its queue holds is not created:
+        RunDeduplicated. A ``queued`` run is not due until ``admit_runs`` admits it."""
 
     @abstractmethod
     async def get_run(self, run_id: str) -> RunRecord | None:
@@ -86,15 +89,24 @@ class Backend(ABC):
         workflows: Sequence[str],
         max_recoveries: int | None = None,
         version: str | None = None,
+        queues: Sequence[str] | None = None,
     ) -> list[Claim]:
         """Lease up to ``limit`` runs of ``workflows`` that need a worker (pending or
         running, due ``wake_at``, no live lease), and, given a ``version``, whose
-        version is that one or none.
+        version is that one or none, and given ``queues``, on one of those queues.
         Increments each lease token, marks pending runs running, counts recoveries of
         expired leases, and returns each run's due inbox items. A run whose lease
         expired after ``max_recoveries`` recoveries in a row is not claimed but ends
         as ``dead_letter`` (telling its parent); a checkpoint that records journal
         entries resets the count."""
+
+    @abstractmethod
+    async def admit_runs(self, queue: QueueLimits, now: float, limit: int = 100) -> list[str]:
+        """Admit up to ``limit`` queued runs of ``queue.name`` whose start time has come,
+        as many as its limits allow now (counting its admitted runs that have not
+        ended), highest ``priority`` first and oldest first within one; they become due
+        at once. Returns their ids. Serialized per queue across processes, so limits
+        hold however many workers admit at the same time."""
 
     @abstractmethod
     async def read_journal(self, run_id: str) -> list[JournalEntry]:

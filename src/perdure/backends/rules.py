@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..records import (
@@ -13,6 +14,8 @@ from ..records import (
     InboxKind,
     JournalEntry,
     NewInboxItem,
+    NewRun,
+    QueueLimits,
     RunRecord,
     RunStatus,
 )
@@ -100,15 +103,120 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         raise ValueError(f"invalid cursor {cursor!r}") from exc
 
 
+# -- queues ------------------------------------------------------------------------------
+
+# A run admitted to its queue holds its place until it ends.
+UNFINISHED = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.HELD)
+
+
+def admission_room(queue: QueueLimits, occupied: int, recent: int, limit: int) -> int:
+    """How many runs ``queue`` may admit now: ``occupied`` places are taken by admitted
+    runs that have not ended, and ``recent`` runs were admitted within its period."""
+    room = limit
+    if queue.concurrency is not None:
+        room = min(room, queue.concurrency - occupied)
+    if queue.rate is not None:
+        room = min(room, queue.rate - recent)
+    return max(room, 0)
+
+
+def pick_admissions(
+    queue: QueueLimits,
+    room: int,
+    occupied_by_key: Mapping[str | None, int],
+    waiting: Sequence[tuple[str, str | None]],
+) -> list[str]:
+    """The runs to admit, from ``waiting`` (id, key) in queue order: at most ``room``,
+    skipping those whose key has its ``per_key`` places taken, so a busy key never
+    holds back the others."""
+    taken = Counter(occupied_by_key)
+    picked: list[str] = []
+    for run_id, key in waiting:
+        if len(picked) >= room:
+            break
+        if queue.per_key is not None and key is not None:
+            if taken[key] >= queue.per_key:
+                continue
+            taken[key] += 1
+        picked.append(run_id)
+    return picked
+
+
+# The same, in SQL (SQLite, PostgreSQL, MySQL): ``ph`` is the driver's placeholder.
+UNFINISHED_SQL = "(" + ", ".join(f"'{s.value}'" for s in UNFINISHED) + ")"
+
+
+def waiting_runs_sql(queue: QueueLimits, runs: str, ph: str) -> str:
+    """The runs a queue may admit next, as (id, key) rows in queue order, at most
+    ``room`` of them; with ``per_key``, only runs whose key has a place left."""
+    waiting = (
+        f"FROM {runs} WHERE queue = {ph} AND ready_at IS NOT NULL AND ready_at <= {ph} "
+        "AND status = 'pending'"
+    )
+    if queue.per_key is None:
+        return f"SELECT id, {_KEY} {waiting} ORDER BY priority DESC, ready_at, id LIMIT {ph}"
+    # Each waiting run's turn within its key, against the places its key has left.
+    return (
+        "SELECT w.id, w.k FROM ("
+        f"SELECT id, {_KEY} AS k, priority, ready_at, ROW_NUMBER() OVER "
+        f"(PARTITION BY {_KEY} ORDER BY priority DESC, ready_at, id) AS turn {waiting}"
+        f") w LEFT JOIN (SELECT {_KEY} AS k, COUNT(*) AS n FROM {runs} WHERE queue = {ph} "
+        f"AND admitted_at IS NOT NULL AND status IN {UNFINISHED_SQL} AND {_KEY} IS NOT NULL "
+        f"GROUP BY {_KEY}) o ON o.k = w.k "
+        f"WHERE w.k IS NULL OR w.turn + COALESCE(o.n, 0) <= {ph} "
+        f"ORDER BY w.priority DESC, w.ready_at, w.id LIMIT {ph}"
+    )
+
+
+def waiting_runs_params(queue: QueueLimits, now: float, room: int) -> tuple[Any, ...]:
+    if queue.per_key is None:
+        return (queue.name, now, room)
+    return (queue.name, now, queue.name, queue.per_key, room)
+
+
+_KEY = "key"  # quoted where it is a reserved word: see the MySQL backend
+
+
+# The columns a new run is inserted with (status is 'pending'), and their values.
+NEW_RUN_COLUMNS = (
+    "id, workflow, input, parent_id, parent_pos, created_at, updated_at, wake_at, version, "
+    "key, queue, priority, dedup_key, ready_at, admitted_at"
+)
+
+
+def new_run_values(run: NewRun) -> tuple[Any, ...]:
+    """The values for ``NEW_RUN_COLUMNS``. A queued run is not due (no ``wake_at``)
+    until its queue admits it, and waits from its start time (``ready_at``)."""
+    start = run.start_at if run.start_at is not None else run.created_at
+    return (
+        run.id,
+        run.workflow,
+        run.input,
+        run.parent_id,
+        run.parent_pos,
+        run.created_at,
+        run.created_at,
+        None if run.queued else start,
+        run.version,
+        run.key,
+        run.queue,
+        run.priority,
+        run.dedup_key,
+        start if run.queued else None,
+        None if run.queued else start,
+    )
+
+
 # The column order the SQL backends select in, and how such a row becomes a record.
 RUN_COLUMNS = (
     "id, workflow, status, input, result, error, parent_id, parent_pos, generation, "
     "journal_len, created_at, started_at, updated_at, finished_at, wake_at, owner, "
-    "lease_token, lease_until, mailbox, recoveries, version"
+    "lease_token, lease_until, mailbox, recoveries, version, key, queue, priority, "
+    "dedup_key, ready_at IS NOT NULL, admitted_at"
 )
 ITEM_COLUMNS = "id, run_id, kind, pos, topic, payload, visible_at, key"
 JOURNAL_COLUMNS = "seq, pos, kind, name, payload, at, attempt, failed, detail"
-_TIME_COLUMNS = (10, 11, 12, 13, 14, 17)
+_TIME_COLUMNS = (10, 11, 12, 13, 14, 17, 26)
 
 
 def _time(value: Any) -> float | None:
@@ -121,6 +229,7 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
     r[2] = RunStatus(r[2])
     for i in _TIME_COLUMNS:
         r[i] = _time(r[i])
+    r[25] = bool(r[25])
     return RunRecord(*r)
 
 

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ErrorInfo, SerializationError, StepTimeout
@@ -90,6 +90,12 @@ class RunDriver:
             to_start = [] if inst.finished or held_back else self._steps_to_start(now)
             release = not ending and not self.inflight and not to_start
             writes = inst.take_writes()
+            if writes["children"]:
+                # Children on a queue with limits wait for their turn there.
+                queues = worker.app.queues
+                writes["children"] = [
+                    replace(c, queued=queues.admits_by_turn(c.queue)) for c in writes["children"]
+                ]
             cp = Checkpoint(
                 self.run_id,
                 worker.id,
@@ -227,7 +233,10 @@ class RunDriver:
             due = self._next_due()
             timeout = None if due is None else max(0.0, due - self.worker.clock.now())
             try:
-                await asyncio.wait_for(self.wakeup.wait(), timeout)
+                # Not wait_for: on 3.11 it may swallow a cancel that lands as the
+                # event is set (a shutdown would then wait on this run forever).
+                async with asyncio.timeout(timeout):
+                    await self.wakeup.wait()
             except TimeoutError:
                 self.need_fetch = True
         self.wakeup.clear()

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..clock import to_datetime
-from ..records import WorkerRecord
+from ..records import RunRecord, RunStatus, WorkerRecord
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -38,6 +38,7 @@ class WorkerInfo:
     held: int  # runs it held when it last checked in
     started_at: datetime
     seen_at: datetime
+    queues: list[str] | None = None  # the queues it serves (None: not said)
 
     @classmethod
     def from_record(cls, rec: WorkerRecord) -> WorkerInfo:
@@ -52,6 +53,7 @@ class WorkerInfo:
             int(data.get("held", 0)),
             to_datetime(float(data.get("started_at", rec.seen_at))),
             to_datetime(rec.seen_at),
+            list(data["queues"]) if isinstance(data.get("queues"), list) else None,
         )
 
 
@@ -70,6 +72,7 @@ async def check_in(worker: Worker, started_at: float) -> None:
         "pid": os.getpid(),
         "version": worker.app.version,
         "workflows": worker.app.workflow_names(),
+        "queues": worker.served_queues(),
         "concurrency": worker.concurrency,
         "held": len(worker.drivers),
         "started_at": started_at,
@@ -102,17 +105,26 @@ async def check_out(worker: Worker) -> None:
 OVERDUE = 5.0  # seconds a due run may wait for a worker before it explains itself
 
 
-def why_waiting(workflow: str, version: str | None, workers: list[WorkerInfo]) -> str | None:
-    """Why no live worker can take a run that is overdue, or None if one could."""
+def why_waiting(rec: RunRecord, workers: list[WorkerInfo]) -> str | None:
+    """Why no live worker takes a run that is overdue or queued, or None if one could."""
     if not workers:
         return "no worker is running on this database"
-    serving = [w for w in workers if workflow in w.workflows]
+    serving = [w for w in workers if rec.workflow in w.workflows]
     if not serving:
-        return f"no live worker serves workflow {workflow!r}"
+        return f"no live worker serves workflow {rec.workflow!r}"
+    serving = [w for w in serving if w.queues is None or rec.queue in w.queues]
+    if not serving:
+        return (
+            f"no live worker serving {rec.workflow!r} serves queue {rec.queue!r}; start one "
+            f"with --queues {rec.queue}"
+        )
+    version = rec.version
     if version is not None and not any(w.version in (None, version) for w in serving):
         running = ", ".join(sorted({repr(w.version) for w in serving}))
         return (
-            f"it is pinned to version {version!r} and no live worker serving {workflow!r} "
-            f"runs that version (live: {running}); deploy it, or fork the run"
+            f"it is pinned to version {version!r} and no live worker serving "
+            f"{rec.workflow!r} runs that version (live: {running}); deploy it, or fork the run"
         )
+    if rec.status is RunStatus.PENDING and rec.queued:
+        return f"its turn in queue {rec.queue!r}: the queue's limits are reached for now"
     return None

@@ -17,12 +17,14 @@ import os
 import socket
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ErrorInfo, RegistrationError
+from ..queues import Queue
 from ..records import Checkpoint, Claim, Outcome
 from ..workflow.instance import WorkflowInstance
 from . import registry
@@ -65,6 +67,7 @@ class Worker:
         threads: int = 32,
         shutdown_timeout: float = 30.0,
         worker_id: str | None = None,
+        queues: Sequence[str] | None = None,
     ) -> None:
         self.app = app
         self.backend = app.backend
@@ -73,6 +76,10 @@ class Worker:
         self.app_hub = app.hub
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.concurrency = concurrency
+        if isinstance(queues, str):
+            raise TypeError("queues= takes a list of queue names, e.g. queues=['default']")
+        # Checked now: a worker told to serve a queue its app does not declare is a typo.
+        self.queues = [app.queues.get(name).name for name in queues] if queues else None
         self.lease_ttl = lease_ttl if lease_ttl is not None else app.lease_ttl
         self.poll_interval = poll_interval if poll_interval is not None else app.poll_interval
         self.sticky = app.sticky_cache if sticky_cache is None else sticky_cache
@@ -83,6 +90,7 @@ class Worker:
         self.committer = Committer(self.backend)
         self.drivers: dict[str, RunDriver] = {}
         self._driver_tasks: dict[str, asyncio.Task[None]] = {}
+        self._queue_of: dict[str, str] = {}  # the queue of each run in _driver_tasks
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._wakes: list[float] = []  # a heap of times runs released here want a worker
         self._wake = asyncio.Event()
@@ -222,17 +230,11 @@ class Worker:
             looked_at = self.clock.now()
             # Clear before claiming: a poke that lands while we claim is not lost.
             self._wake.clear()
+            served = self._served()
+            await self._admit(served, looked_at)
             if capacity > 0:
                 try:
-                    claims = await self.backend.claim_runs(
-                        self.id,
-                        min(capacity, 100),
-                        looked_at,
-                        looked_at + self.lease_ttl,
-                        self.app.workflow_names(),
-                        self.app.max_recoveries,
-                        self.app.version,
-                    )
+                    claims = await self._claim(capacity, looked_at, served)
                 except Exception:
                     log.exception("claiming runs failed; retrying")
                     await asyncio.sleep(min(1.0, self.poll_interval * 4))
@@ -249,8 +251,11 @@ class Worker:
             timeout = self.poll_interval
             if self._wakes:
                 timeout = max(0.0, min(timeout, self._wakes[0] - self.clock.now()))
+            # asyncio.timeout, not wait_for: on 3.11 wait_for may swallow a cancel
+            # that lands as the event is set, and stop() would wait on us forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def _watch(self) -> None:
         """Push wake-ups from the backend, where it has them (polling goes on anyway)."""
@@ -276,6 +281,7 @@ class Worker:
         self.stats["claimed"] += 1
         task = asyncio.create_task(self._drive(claim), name=f"perdure-run:{run.id}")
         self._driver_tasks[run.id] = task
+        self._queue_of[run.id] = run.queue
 
     async def _drive(self, claim: Claim) -> None:
         run = claim.run
@@ -305,6 +311,7 @@ class Worker:
             if self._driver_tasks.get(run.id) is asyncio.current_task():
                 full = len(self._driver_tasks) >= self.concurrency
                 del self._driver_tasks[run.id]
+                del self._queue_of[run.id]
                 if full:  # a place is free: claim now, not at the next poll
                     self._wake.set()
 
@@ -352,8 +359,59 @@ class Worker:
 
     def on_finished(self, run_id: str, outcome: Outcome) -> None:
         self.stats["finished"] += 1
-        if outcome is Outcome.CONTINUED:
+        # A run that ended may have freed a place in a queue: admit the next at once.
+        if outcome is Outcome.CONTINUED or any(q.admits_by_turn for q in self._served()):
             self.poke()
+
+    # -- queues -------------------------------------------------------------------------
+
+    def _served(self) -> list[Queue]:
+        queues = self.app.queues
+        return [queues.get(n) for n in self.queues] if self.queues else list(queues)
+
+    def served_queues(self) -> list[str]:
+        return [q.name for q in self._served()]
+
+    async def _admit(self, served: list[Queue], now: float) -> None:
+        """Let queued runs of the queues with limits in, as far as their limits allow
+        (the database arbitrates between workers doing the same)."""
+        for queue in served:
+            if not queue.admits_by_turn:
+                continue
+            try:
+                admitted = await self.backend.admit_runs(queue.limits(), now)
+            except Exception:
+                log.exception("admitting runs to queue %r failed; retrying", queue.name)
+                continue
+            if admitted:
+                log.debug("queue %r admitted %d runs", queue.name, len(admitted))
+
+    async def _claim(self, capacity: int, now: float, served: list[Queue]) -> list[Claim]:
+        """Claim up to ``capacity`` runs of the served queues; a queue with a
+        ``per_worker`` limit only as far as this worker has room for it."""
+        plain = [q.name for q in served if q.per_worker is None]
+        groups: list[tuple[list[str], int]] = [(plain, capacity)] if plain else []
+        if len(plain) < len(served):
+            held = Counter(self._queue_of.values())
+            for queue in served:
+                if queue.per_worker is not None:
+                    groups.append(([queue.name], queue.per_worker - held[queue.name]))
+        claims: list[Claim] = []
+        for names, room in groups:
+            room = min(room, capacity - len(claims), 100)
+            if room <= 0:
+                continue
+            claims += await self.backend.claim_runs(
+                self.id,
+                room,
+                now,
+                now + self.lease_ttl,
+                self.app.workflow_names(),
+                self.app.max_recoveries,
+                self.app.version,
+                names,
+            )
+        return claims
 
     def on_released(self, driver: RunDriver, due: float | None) -> None:
         now = self.clock.now()

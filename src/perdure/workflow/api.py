@@ -17,6 +17,7 @@ from typing import Any, Generic, NoReturn, TypeVar
 
 from ..clock import Clock, to_datetime
 from ..errors import ContinueAsNew, NotInWorkflow
+from ..queues import check_name, check_priority
 from ..retry import seconds
 from .context import StepInfo, WorkflowInfo, current_instance, current_step, step_log
 from .definition import WorkflowFunction
@@ -147,15 +148,31 @@ async def start_child(
     *args: Any,
     id: str | None = None,
     timeout: float | timedelta | None = None,
+    queue: str | None = None,
+    key: str | None = None,
+    priority: int = 0,
     **kwargs: Any,
 ) -> ChildHandle[T]:
     """Start ``workflow`` as a child run (created when this step of the parent is
-    recorded). Cancelling the parent cancels its children."""
+    recorded). Cancelling the parent cancels its children. ``queue``, ``key`` and
+    ``priority`` as for ``app.start``."""
     if not isinstance(workflow, WorkflowFunction):
         raise TypeError("start_child() takes a function decorated with @app.workflow")
+    if queue is not None:
+        check_name("queue name", queue)
+    if key is not None:
+        check_name("key", key)
+    check_priority(priority)
     instance = _instance("start_child")
     op = instance.start_child(
-        workflow, args, kwargs, id, seconds(timeout) if timeout is not None else workflow.timeout
+        workflow,
+        args,
+        kwargs,
+        id,
+        seconds(timeout) if timeout is not None else workflow.timeout,
+        queue=queue,
+        key=key,
+        priority=priority,
     )
     return ChildHandle(instance, op, workflow)
 

@@ -8,6 +8,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from ..queues import ROUTED_STEP_PREFIX
 from ..retry import NO_RETRY, Retry, seconds
 from .context import current_instance
 
@@ -35,11 +36,13 @@ class StepFunction(Generic[P, R]):
         name: str,
         retry: Retry | None,
         timeout: float | timedelta | None,
+        queue: str | None = None,
     ) -> None:
         self.fn = fn
         self.name = name
         self.retry = retry or NO_RETRY
         self.timeout = seconds(timeout)
+        self.queue = queue  # routed: runs as a run of its own, on that queue's workers
         self.is_async = inspect.iscoroutinefunction(fn)
         functools.update_wrapper(self, fn)
 
@@ -47,6 +50,8 @@ class StepFunction(Generic[P, R]):
         instance = current_instance()
         if instance is None:
             return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+        if self.queue is not None and not instance.workflow.name.startswith(ROUTED_STEP_PREFIX):
+            return instance.route_step(self, args, kwargs)  # type: ignore[return-value]
         # The position is taken now, at the call, so it follows the code's order. The
         # future goes wherever asyncio takes one (gather, wait, wait_for); the workflow
         # loop's create_task wraps it, for asyncio.create_task and TaskGroup.
@@ -73,13 +78,19 @@ class WorkflowFunction(Generic[P, R]):
     (even from another workflow) just runs the coroutine inline."""
 
     def __init__(
-        self, fn: Callable[P, Any], *, name: str, timeout: float | timedelta | None
+        self,
+        fn: Callable[P, Any],
+        *,
+        name: str,
+        timeout: float | timedelta | None,
+        queue: str | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"workflow {name!r} must be an `async def` function")
         self.fn = fn
         self.name = name
         self.timeout = seconds(timeout)
+        self.queue = queue  # where its runs go unless a start names another
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
@@ -87,6 +98,23 @@ class WorkflowFunction(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<perdure workflow {self.name!r}>"
+
+
+def routed_runner(step: StepFunction[..., Any]) -> WorkflowFunction[..., Any]:
+    """The workflow a step routed to a queue runs as: one step, with the step's own
+    retries and timeout, on a worker serving the queue. Its signature and hints are
+    the step's, so arguments and result keep their types."""
+
+    async def run_routed_step(*args: Any, **kwargs: Any) -> Any:
+        instance = current_instance()
+        assert instance is not None
+        return await instance.schedule_step(step, args, kwargs)
+
+    functools.update_wrapper(run_routed_step, step.fn)
+    run_routed_step.__signature__ = inspect.signature(step.fn)  # type: ignore[attr-defined]
+    return WorkflowFunction(
+        run_routed_step, name=ROUTED_STEP_PREFIX + step.name, timeout=None, queue=step.queue
+    )
 
 
 def is_coroutine_function(fn: Callable[..., Any]) -> bool:

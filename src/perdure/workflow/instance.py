@@ -33,6 +33,7 @@ from ..errors import (
     StepError,
 )
 from ..records import (
+    DEFAULT_QUEUE,
     EntryKind,
     InboxItem,
     InboxKind,
@@ -44,7 +45,7 @@ from ..records import (
     RunStatus,
     describe,
 )
-from .definition import StepFunction, WorkflowFunction
+from .definition import StepFunction, WorkflowFunction, routed_runner
 from .loop import WorkflowLoop
 
 log = logging.getLogger("perdure.workflow")
@@ -97,6 +98,7 @@ class WorkflowInstance:
         self.generation = run.generation
         self.parent_id = run.parent_id
         self.version = run.version  # children are pinned to the same code version
+        self.queue = run.queue
         self.payloads = payloads
         self.loop = WorkflowLoop(self, run.started_at or run.created_at)  # type: ignore[abstract]
         # Seeded per run (not per id: a reused id after deletion gets new values); not secret.
@@ -375,6 +377,9 @@ class WorkflowInstance:
         kwargs: dict[str, Any],
         run_id: str | None,
         timeout: float | None,
+        queue: str | None = None,
+        key: str | None = None,
+        priority: int = 0,
     ) -> Operation:
         pos = self._take_pos(EntryKind.CHILD, workflow.name)
         started = self._recorded_first(pos, EntryKind.CHILD_STARTED)
@@ -397,6 +402,9 @@ class WorkflowInstance:
                     parent_pos=pos,
                     timeout=timeout,
                     version=self.version,
+                    key=key,
+                    queue=queue or workflow.queue or DEFAULT_QUEUE,
+                    priority=priority,
                 )
             )
         op = Operation(
@@ -412,6 +420,37 @@ class WorkflowInstance:
         if self.cancel_requested:
             self._cancel_runs.append((child_id, "parent run cancelled"))
         return op
+
+    def route_step(
+        self, step: StepFunction[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> asyncio.Future[Any]:
+        """A step routed to a queue: a child run of its runner workflow on that queue.
+        The future resolves like a step's: its result, or StepError."""
+        runner = routed_runner(step)
+        op = self.start_child(runner, args, kwargs, None, None)
+        assert op.future is not None
+        child_id = op.child_id or ""
+        done: asyncio.Future[Any] = self.loop.create_future()
+
+        def settle(child: asyncio.Future[Any]) -> None:
+            if done.done():
+                return
+            if child.cancelled():
+                done.cancel()
+                return
+            error = child.exception()
+            if error is not None:
+                done.set_exception(error)
+                return
+            status, payload = child.result()
+            if status == RunStatus.COMPLETED.value:
+                done.set_result(self.payloads.decode(payload, self.payloads.return_hint(step.fn)))
+            else:
+                info = ErrorInfo.from_bytes(payload)
+                done.set_exception(StepError(step.name, op.pos, info, 0, run_id=child_id))
+
+        op.future.add_done_callback(settle)
+        return done
 
     def cancel_child(self, child_id: str, reason: str) -> None:
         if child_id in self.live_children:

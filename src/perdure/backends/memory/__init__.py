@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ...errors import RunNotFound
+from ...errors import RunDeduplicated, RunNotFound
 from ...records import (
     Checkpoint,
     CheckpointResult,
@@ -22,6 +23,7 @@ from ...records import (
     NewInboxItem,
     NewRun,
     Outcome,
+    QueueLimits,
     RunChange,
     RunFilter,
     RunPage,
@@ -32,6 +34,8 @@ from ...records import (
 from ..base import Backend, Feature
 from ..rules import (
     CARRIED_OVER,
+    UNFINISHED,
+    admission_room,
     cancel_error,
     cancels_at_once,
     child_outcome_item,
@@ -40,6 +44,7 @@ from ..rules import (
     deadline_item,
     decode_cursor,
     encode_cursor,
+    pick_admissions,
     wake_after,
 )
 
@@ -56,6 +61,7 @@ class _Run:
     journal: list[JournalEntry] = field(default_factory=list)
     inbox: list[_Inbox] = field(default_factory=list)
     events: dict[str, bytes] = field(default_factory=dict)
+    ready_at: float = 0.0  # when a queued run may be admitted
 
     def set(self, **changes: object) -> None:
         self.rec = dataclasses.replace(self.rec, **changes)  # type: ignore[arg-type]
@@ -81,6 +87,11 @@ class MemoryBackend(Backend):
         existing = self._runs.get(run.id)
         if existing is not None:
             return existing.rec, False
+        if run.dedup_key is not None:
+            for other in self._runs.values():
+                o = other.rec
+                if (o.queue, o.dedup_key) == (run.queue, run.dedup_key) and o.status in UNFINISHED:
+                    raise RunDeduplicated(run.queue, run.dedup_key, o.id)
         start = run.start_at if run.start_at is not None else run.created_at
         rec = RunRecord(
             id=run.id,
@@ -97,15 +108,21 @@ class MemoryBackend(Backend):
             started_at=None,
             updated_at=run.created_at,
             finished_at=None,
-            wake_at=start,
+            wake_at=None if run.queued else start,
             owner=None,
             lease_token=0,
             lease_until=None,
             mailbox=0,
             recoveries=0,
             version=run.version,
+            key=run.key,
+            queue=run.queue,
+            priority=run.priority,
+            dedup_key=run.dedup_key,
+            queued=run.queued,
+            admitted_at=None if run.queued else start,
         )
-        self._runs[run.id] = _Run(rec, list(run.journal), events=dict(run.events))
+        self._runs[run.id] = _Run(rec, list(run.journal), events=dict(run.events), ready_at=start)
         if run.journal:
             self._runs[run.id].set(journal_len=len(run.journal))
         if run.timeout is not None:
@@ -139,6 +156,7 @@ class MemoryBackend(Backend):
         workflows: Sequence[str],
         max_recoveries: int | None = None,
         version: str | None = None,
+        queues: Sequence[str] | None = None,
     ) -> list[Claim]:
         with self._lock:
             names = set(workflows)
@@ -148,6 +166,7 @@ class MemoryBackend(Backend):
                 if r.rec.workflow in names
                 and _claimable(r.rec, now)
                 and (version is None or r.rec.version in (None, version))
+                and (queues is None or r.rec.queue in queues)
             ]
             due.sort(key=lambda r: (r.rec.wake_at or 0.0, r.rec.created_at))
             claims: list[Claim] = []
@@ -172,6 +191,31 @@ class MemoryBackend(Backend):
                 )
                 claims.append(Claim(run.rec, run.rec.lease_token, self._due(run, now)))
             return claims
+
+    async def admit_runs(self, queue: QueueLimits, now: float, limit: int = 100) -> list[str]:
+        with self._lock:
+            mine = [r for r in self._runs.values() if r.rec.queue == queue.name]
+            occupying = [
+                r.rec for r in mine if r.rec.admitted_at is not None and r.rec.status in UNFINISHED
+            ]
+            recent = 0
+            if queue.rate is not None:
+                since = now - queue.period
+                recent = sum(1 for r in mine if (r.rec.admitted_at or since) > since)
+            room = admission_room(queue, len(occupying), recent, limit)
+            if room == 0:
+                return []
+            waiting = [
+                r
+                for r in mine
+                if r.rec.queued and r.rec.status is RunStatus.PENDING and r.ready_at <= now
+            ]
+            waiting.sort(key=lambda r: (-r.rec.priority, r.ready_at, r.rec.id))
+            by_key = Counter(rec.key for rec in occupying)
+            picked = pick_admissions(queue, room, by_key, [(r.rec.id, r.rec.key) for r in waiting])
+            for run_id in picked:
+                self._runs[run_id].set(queued=False, admitted_at=now, wake_at=now, updated_at=now)
+            return picked
 
     async def extend_leases(
         self, owner: str, leases: dict[str, int], lease_until: float
@@ -287,7 +331,7 @@ class MemoryBackend(Backend):
                 run.set(status=change.status, result=None, error=None, finished_at=None)
                 if change.fence:
                     run.set(recoveries=0)
-                if change.wake:
+                if change.wake and not run.rec.queued:
                     run.set(wake_at=now)
             return run.rec, True
 
@@ -454,6 +498,8 @@ def _matches(rec: RunRecord, f: RunFilter) -> bool:
         (f.workflow is None or rec.workflow == f.workflow)
         and (f.status is None or rec.status == f.status)
         and (f.parent_id is None or rec.parent_id == f.parent_id)
+        and (f.key is None or rec.key == f.key)
+        and (f.queue is None or rec.queue == f.queue)
         and (f.created_after is None or rec.created_at >= f.created_after)
         and (f.created_before is None or rec.created_at < f.created_before)
     )

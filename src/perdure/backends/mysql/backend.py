@@ -13,7 +13,7 @@ from typing import Any
 from asyncmy.connection import Connection
 from asyncmy.errors import IntegrityError
 
-from ...errors import RunNotFound
+from ...errors import RunDeduplicated, RunNotFound
 from ...records import (
     Checkpoint,
     CheckpointResult,
@@ -24,6 +24,7 @@ from ...records import (
     NewInboxItem,
     NewRun,
     Outcome,
+    QueueLimits,
     RunChange,
     RunFilter,
     RunPage,
@@ -33,6 +34,7 @@ from ...records import (
 )
 from ..base import Backend, Feature
 from ..rules import (
+    admission_room,
     cancel_error,
     cancels_at_once,
     child_outcome_item,
@@ -42,6 +44,9 @@ from ..rules import (
     encode_cursor,
     entry_from_row,
     entry_values,
+    new_run_values,
+    pick_admissions,
+    waiting_runs_params,
     wake_after,
 )
 from .connection import (
@@ -71,6 +76,9 @@ from .rows import (
 
 _MAX_BATCH = 256  # jobs per write transaction
 _FINISHED = (Outcome.COMPLETED, Outcome.FAILED, Outcome.CANCELLED)
+# Raised by a job of a write batch before it writes anything (a delivery to no run, a
+# start refused for its dedup key): its caller gets the error, the others go on.
+_REFUSED = (RunNotFound, RunDeduplicated)
 
 
 @dataclass
@@ -168,7 +176,7 @@ class MySQLBackend(Backend):
             for job, result in zip(jobs, results, strict=True):
                 if job.future.done():
                     continue
-                if isinstance(result, RunNotFound):
+                if isinstance(result, _REFUSED):
                     job.future.set_exception(result)
                 else:
                     job.future.set_result(result)
@@ -184,8 +192,7 @@ class MySQLBackend(Backend):
         for job in jobs:
             try:
                 results.append(await job.fn(c))
-            except RunNotFound as exc:
-                # Raised by a delivery before it writes anything: the others go on.
+            except _REFUSED as exc:
                 results.append(exc)
             except Exception as exc:
                 if error_code(exc) in RETRYABLE:
@@ -227,21 +234,7 @@ class MySQLBackend(Backend):
 
     async def _create(self, c: Connection, run: NewRun) -> tuple[RunRecord, bool]:
         start = run.start_at if run.start_at is not None else run.created_at
-        created = await execute(
-            c,
-            self._sql.insert_run,
-            (
-                run.id,
-                run.workflow,
-                run.input,
-                run.parent_id,
-                run.parent_pos,
-                run.created_at,
-                run.created_at,
-                start,
-                run.version,
-            ),
-        )
+        created = await execute(c, self._sql.insert_run, new_run_values(run))
         if created:
             if run.timeout is not None:
                 await self._add_inbox(c, deadline_item(run.id, start, run.timeout))
@@ -256,8 +249,13 @@ class MySQLBackend(Backend):
             return new_record(run, start, len(run.journal)), True
         # Taken, perhaps by a transaction that committed while the insert waited for it.
         rec = await self._get(c, run.id)
-        assert rec is not None
-        return rec, False
+        if rec is not None:
+            return rec, False
+        # Not taken: the insert met the unfinished run that holds its dedup key (and
+        # locked it, so it is still there to be named).
+        assert run.dedup_key is not None
+        rows = await fetch(c, self._sql.dedup_holder, (run.queue, run.dedup_key))
+        raise RunDeduplicated(run.queue, run.dedup_key, text(rows[0][0]) if rows else None)
 
     async def _get(self, c: Connection, run_id: str) -> RunRecord | None:
         rows = await fetch(c, self._sql.get_run, (run_id,))
@@ -273,6 +271,8 @@ class MySQLBackend(Backend):
         for column, value in (
             ("workflow", filter.workflow),
             ("parent_id", filter.parent_id),
+            ("`key`", filter.key),
+            ("queue", filter.queue),
             ("status", filter.status.value if filter.status else None),
         ):
             if value is not None:
@@ -307,22 +307,22 @@ class MySQLBackend(Backend):
         workflows: Sequence[str],
         max_recoveries: int | None = None,
         version: str | None = None,
+        queues: Sequence[str] | None = None,
     ) -> list[Claim]:
-        if not workflows or limit <= 0:
+        if not workflows or limit <= 0 or (queues is not None and not queues):
             return []
         names = list(workflows)
-        versioned = version is not None
-        # The parameters of the due-runs condition (see Statements._due_runs).
-        due_args = (now, now, *names, *((version,) if versioned else ()))
+        on = None if queues is None else list(queues)
+        # The shape and parameters of the due-runs condition (see Statements._due_runs).
+        shape = (len(names), version is not None, None if on is None else len(on))
+        due_args = (now, now, *names, *((version,) if version is not None else ()), *(on or ()))
         # Look before opening a transaction: most polls find nothing.
-        if not await self._db.rows(self._sql.any_due(len(names), versioned), due_args):
+        if not await self._db.rows(self._sql.any_due(*shape), due_args):
             return []
 
         async def claim(c: Connection) -> list[Claim]:
             if max_recoveries is not None:
-                dead = await fetch(
-                    c, self._sql.dead(len(names), versioned), (*due_args, max_recoveries)
-                )
+                dead = await fetch(c, self._sql.dead(*shape), (*due_args, max_recoveries))
                 for raw_id, recoveries in dead:
                     run_id = text(raw_id)
                     await execute(c, self._sql.bury, (run_id,))
@@ -330,7 +330,7 @@ class MySQLBackend(Backend):
                     await self._finish(c, run_id, RunStatus.DEAD_LETTER, None, error, now)
             # SKIP LOCKED: runs another worker is claiming (or a writer holds) are left
             # to it, and this claim never waits on anyone.
-            found = await fetch(c, self._sql.claim(len(names), versioned), (*due_args, limit))
+            found = await fetch(c, self._sql.claim(*shape), (*due_args, limit))
             if not found:
                 return []
             ids = [text(r[0]) for r in found]
@@ -348,6 +348,37 @@ class MySQLBackend(Backend):
             return [Claim(rec, rec.lease_token, due[rec.id]) for rec in recs]
 
         return await self._db.transact(claim)
+
+    async def admit_runs(self, queue: QueueLimits, now: float, limit: int = 100) -> list[str]:
+        # Look before opening a transaction: most calls find nothing waiting.
+        if not await self._db.rows(self._sql.any_waiting, (queue.name, now)):
+            return []
+        return await self._db.transact(functools.partial(self._admit, queue, now, limit))
+
+    async def _admit(self, queue: QueueLimits, now: float, limit: int, c: Connection) -> list[str]:
+        sql = self._sql
+        # Held until commit: another admission to this queue, from any process, waits
+        # here, then counts the runs this one admits.
+        await execute(c, sql.lock_queue, (queue.name,))
+        by_key = {text(k): int(n) for k, n in await fetch(c, sql.occupied, (queue.name,))}
+        recent = 0
+        if queue.rate is not None:
+            [(count,)] = await fetch(c, sql.admitted_since, (queue.name, now - queue.period))
+            recent = int(count)
+        room = admission_room(queue, sum(by_key.values()), recent, limit)
+        if room == 0:
+            return []
+        rows = await fetch(
+            c, sql.waiting(queue.per_key is not None), waiting_runs_params(queue, now, room)
+        )
+        picked = pick_admissions(queue, room, by_key, [(text(i), text(k)) for i, k in rows])
+        if not picked:
+            return []
+        waiting = {text(r[0]) for r in await fetch(c, sql.lock_waiting(len(picked)), picked)}
+        admitted = [run_id for run_id in picked if run_id in waiting]
+        if admitted:
+            await execute(c, sql.admit(len(admitted)), (now, now, now, *admitted))
+        return admitted
 
     async def extend_leases(
         self, owner: str, leases: dict[str, int], lease_until: float

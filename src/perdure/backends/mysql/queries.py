@@ -27,8 +27,12 @@ def quote(name: str) -> str:
 
 
 def columns(names: str, table: str = "") -> str:
-    """A column list with every name quoted (``key`` is a reserved word)."""
-    return ", ".join(f"{table}{quote(c.strip())}" for c in names.split(","))
+    """A column list with every name quoted (``key`` is a reserved word); expressions
+    (``ready_at IS NOT NULL``) are left as they are."""
+    return ", ".join(
+        f"{table}{quote(c.strip())}" if c.strip().isidentifier() else c.strip()
+        for c in names.split(",")
+    )
 
 
 def marks(n: int) -> str:
@@ -53,9 +57,17 @@ class Statements:
     statements over a number of rows are made (and kept) per number."""
 
     def __init__(self, prefix: str) -> None:
-        self.runs, self.journal, self.inbox, self.events, self.workers, self.versions = (
+        (
+            self.runs,
+            self.journal,
+            self.inbox,
+            self.events,
+            self.workers,
+            self.queues,
+            self.versions,
+        ) = (
             quote(f"{prefix}{name}")
-            for name in ("runs", "journal", "inbox", "events", "workers", "schema")
+            for name in ("runs", "journal", "inbox", "events", "workers", "queues", "schema")
         )
         runs, journal, inbox, events = self.runs, self.journal, self.inbox, self.events
         self.run_columns = columns(RUN_COLUMNS)
@@ -65,13 +77,16 @@ class Statements:
         self.get_run = f"SELECT {self.run_columns} FROM {runs} WHERE id = %s"
         self.list_runs = f"SELECT {self.run_columns} FROM {runs} WHERE {{where}} "
         self.list_runs += "ORDER BY created_at DESC, id DESC LIMIT %s"
-        # A run that exists is left as it is (the no-op update only locks it).
+        # A run that exists is left as it is (the no-op update only locks it), and so is
+        # an unfinished run holding the new run's dedup key: nothing is inserted then.
         self.insert_run = (
             f"INSERT INTO {runs} (id, workflow, status, input, parent_id, parent_pos, "
-            "created_at, updated_at, wake_at, version) "
-            "VALUES (%s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s) "
+            "created_at, updated_at, wake_at, version, `key`, queue, priority, dedup_key, "
+            "ready_at, admitted_at) "
+            "VALUES (%s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON DUPLICATE KEY UPDATE id = id"
         )
+        self.dedup_holder = f"SELECT id FROM {runs} WHERE queue = %s AND dedup_held = %s"
         self.lock_run = f"SELECT status, owner FROM {runs} WHERE id = %s FOR UPDATE"
         self.release = (
             f"UPDATE {runs} SET owner = NULL, lease_until = NULL, updated_at = %s, "
@@ -131,7 +146,8 @@ class Statements:
         self.reopen = (
             f"UPDATE {runs} SET status = %s, result = NULL, error = NULL, finished_at = NULL, "
             "recoveries = CASE WHEN %s THEN 0 ELSE recoveries END, "
-            "wake_at = CASE WHEN %s THEN %s ELSE wake_at END WHERE id = %s"
+            # A run still waiting for its queue is made due by its admission only.
+            "wake_at = CASE WHEN %s AND ready_at IS NULL THEN %s ELSE wake_at END WHERE id = %s"
         )
         self.purgeable = (
             f"SELECT id FROM {runs} WHERE status IN {ENDED} AND finished_at < %s "
@@ -165,6 +181,15 @@ class Statements:
             f"REPLACE INTO {events} (run_id, key_hash, `key`, value) VALUES (%s, %s, %s, %s)"
         )
 
+        # Admissions. The queue's row, locked until the admission commits, makes the
+        # next admission to that queue wait, then count what this one admitted.
+        self.lock_queue = (
+            f"INSERT INTO {self.queues} (name) VALUES (%s) ON DUPLICATE KEY UPDATE name = name"
+        )
+        self.any_waiting = f"SELECT 1 FROM {runs} WHERE waiting_in = %s AND ready_at <= %s LIMIT 1"
+        self.occupied = f"SELECT `key`, COUNT(*) FROM {runs} WHERE occupies = %s GROUP BY `key`"
+        self.admitted_since = f"SELECT COUNT(*) FROM {runs} WHERE queue = %s AND admitted_at > %s"
+
     # -- statements over n rows -------------------------------------------------------
 
     @functools.cache  # noqa: B019 - one Statements per backend, a few sizes each
@@ -191,35 +216,79 @@ class Statements:
     def runs_by_id(self, n: int) -> str:
         return f"SELECT {self.run_columns} FROM {self.runs} WHERE id IN ({marks(n)})"
 
-    def _due_runs(self, workflows: int, versioned: bool) -> str:
+    def _due_runs(self, workflows: int, versioned: bool, queues: int | None) -> str:
         """Runs a worker of these workflows may claim now (params: now, now, the
-        workflows, then, if ``versioned``, the worker's version)."""
+        workflows, then, if ``versioned``, the worker's version, then the ``queues``
+        (None: any queue))."""
         due = (
             f"wake_at <= %s AND status IN {ACTIVE} AND (owner IS NULL OR lease_until < %s) "
             f"AND workflow IN ({marks(workflows)})"
         )
         # A worker of one code version takes runs pinned to it, and runs pinned to none.
-        return due + " AND (version IS NULL OR version = %s)" if versioned else due
+        if versioned:
+            due += " AND (version IS NULL OR version = %s)"
+        if queues is not None:
+            due += f" AND queue IN ({marks(queues)})"
+        return due
 
     @functools.cache  # noqa: B019
-    def any_due(self, workflows: int, versioned: bool) -> str:
-        return f"SELECT 1 FROM {self.runs} WHERE {self._due_runs(workflows, versioned)} LIMIT 1"
+    def any_due(self, workflows: int, versioned: bool, queues: int | None) -> str:
+        due = self._due_runs(workflows, versioned, queues)
+        return f"SELECT 1 FROM {self.runs} WHERE {due} LIMIT 1"
 
     @functools.cache  # noqa: B019
-    def claim(self, workflows: int, versioned: bool) -> str:
+    def claim(self, workflows: int, versioned: bool, queues: int | None) -> str:
         # In wake order along the (wake_at, created_at) index, so that the scan stops
         # after ``limit`` rows instead of locking every due run to sort them.
         return (
-            f"SELECT id FROM {self.runs} WHERE {self._due_runs(workflows, versioned)} "
+            f"SELECT id FROM {self.runs} WHERE {self._due_runs(workflows, versioned, queues)} "
             "ORDER BY wake_at, created_at, id LIMIT %s FOR UPDATE SKIP LOCKED"
         )
 
     @functools.cache  # noqa: B019
-    def dead(self, workflows: int, versioned: bool) -> str:
+    def dead(self, workflows: int, versioned: bool, queues: int | None) -> str:
         # Runs due for a claim whose workers kept dying on them: dead letters, not claims.
+        due = self._due_runs(workflows, versioned, queues)
         return (
-            f"SELECT id, recoveries FROM {self.runs} WHERE {self._due_runs(workflows, versioned)} "
+            f"SELECT id, recoveries FROM {self.runs} WHERE {due} "
             "AND owner IS NOT NULL AND recoveries >= %s ORDER BY id FOR UPDATE SKIP LOCKED"
+        )
+
+    @functools.cache  # noqa: B019
+    def waiting(self, per_key: bool) -> str:
+        """The runs a queue may admit next, as (id, key) rows in queue order, at most
+        ``room`` of them; with ``per_key``, only runs whose key has a place left.
+        rules.waiting_runs_sql over this schema, with its params
+        (rules.waiting_runs_params): ``key`` quoted, and the queue found through the
+        generated columns that stand in for partial indexes."""
+        waiting = f"FROM {self.runs} WHERE waiting_in = %s AND ready_at <= %s"
+        if not per_key:
+            return f"SELECT id, `key` {waiting} ORDER BY priority DESC, ready_at, id LIMIT %s"
+        # Each waiting run's turn within its key, against the places its key has left.
+        return (
+            "SELECT w.id, w.k FROM ("
+            "SELECT id, `key` AS k, priority, ready_at, ROW_NUMBER() OVER "
+            f"(PARTITION BY `key` ORDER BY priority DESC, ready_at, id) AS turn {waiting}"
+            f") w LEFT JOIN (SELECT `key` AS k, COUNT(*) AS n FROM {self.runs} "
+            "WHERE occupies = %s AND `key` IS NOT NULL GROUP BY `key`) o ON o.k = w.k "
+            "WHERE w.k IS NULL OR w.turn + COALESCE(o.n, 0) <= %s "
+            "ORDER BY w.priority DESC, w.ready_at, w.id LIMIT %s"
+        )
+
+    @functools.cache  # noqa: B019
+    def lock_waiting(self, n: int) -> str:
+        # In id order, as every writer of several runs locks them; a run cancelled or
+        # paused since it was picked is no longer waiting, and is not admitted.
+        return (
+            f"SELECT id FROM {self.runs} WHERE id IN ({marks(n)}) AND waiting_in IS NOT NULL "
+            "ORDER BY id FOR UPDATE"
+        )
+
+    @functools.cache  # noqa: B019
+    def admit(self, n: int) -> str:
+        return (
+            f"UPDATE {self.runs} SET ready_at = NULL, admitted_at = %s, wake_at = %s, "
+            f"updated_at = %s WHERE id IN ({marks(n)})"
         )
 
     @functools.cache  # noqa: B019

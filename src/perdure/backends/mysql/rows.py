@@ -1,8 +1,8 @@
 """How records meet MySQL's columns: values in, rows out.
 
-Run ids, workflow names and owners are stored as VARBINARY (compared byte for byte, no
-collation) and come back as bytes; inbox and event keys are unique through their
-SHA-256, so that keys of any length are kept whole.
+Run ids, workflow names, owners, run keys, queues and dedup keys are stored as
+VARBINARY (compared byte for byte, no collation) and come back as bytes; inbox and event
+keys are unique through their SHA-256, so that keys of any length are kept whole.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 from ...records import InboxItem, NewInboxItem, NewRun, RunRecord, RunStatus
 from ..rules import item_from_row, run_from_row
 
-_RUN_TEXT = (0, 1, 6, 15, 20)  # id, workflow, parent_id, owner, version in RUN_COLUMNS
+# id, workflow, parent_id, owner, version, key, queue, dedup_key in RUN_COLUMNS
+_RUN_TEXT = (0, 1, 6, 15, 20, 21, 22, 24)
 
 
 class RunState(NamedTuple):
@@ -53,7 +54,7 @@ def run_state(r: Sequence[Any]) -> RunState:
 
 
 def new_record(run: NewRun, start: float, journal_len: int) -> RunRecord:
-    """The row ``insert_run`` just wrote, without reading it back."""
+    """The row ``insert_run`` just wrote (``new_run_values``), without reading it back."""
     return RunRecord(
         id=run.id,
         workflow=run.workflow,
@@ -69,13 +70,19 @@ def new_record(run: NewRun, start: float, journal_len: int) -> RunRecord:
         started_at=None,
         updated_at=float(run.created_at),
         finished_at=None,
-        wake_at=float(start),
+        wake_at=None if run.queued else float(start),
         owner=None,
         lease_token=0,
         lease_until=None,
         mailbox=0,
         recoveries=0,
         version=run.version,
+        key=run.key,
+        queue=run.queue,
+        priority=run.priority,
+        dedup_key=run.dedup_key,
+        queued=run.queued,
+        admitted_at=None if run.queued else float(start),
     )
 
 

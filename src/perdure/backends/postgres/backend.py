@@ -23,7 +23,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
-from ...errors import ConfigurationError, RunNotFound
+from ...errors import ConfigurationError, RunDeduplicated, RunNotFound
 from ...records import (
     Checkpoint,
     CheckpointResult,
@@ -34,6 +34,7 @@ from ...records import (
     NewInboxItem,
     NewRun,
     Outcome,
+    QueueLimits,
     RunChange,
     RunFilter,
     RunPage,
@@ -43,6 +44,7 @@ from ...records import (
 )
 from ..base import Backend, Feature
 from ..rules import (
+    admission_room,
     cancel_error,
     cancels_at_once,
     child_outcome_item,
@@ -52,10 +54,14 @@ from ..rules import (
     encode_cursor,
     entry_from_row,
     item_from_row,
+    new_run_values,
+    pick_admissions,
     run_from_row,
+    waiting_runs_params,
     wake_after,
 )
 from .queries import (
+    DEDUP_INDEX,
     Statements,
     quote,
 )
@@ -221,8 +227,11 @@ class PostgresBackend(Backend):
         return int(row[0]) if row else 0
 
     def _lock_key(self) -> int:
-        digest = hashlib.blake2b(f"perdure-migrate:{self.schema}".encode(), digest_size=8)
-        return int.from_bytes(digest.digest(), "big", signed=True)
+        return _advisory_key(f"perdure-migrate:{self.schema}")
+
+    def _queue_lock_key(self, queue: str) -> int:
+        # A schema name has no colon, so no other schema's queue shares the key.
+        return _advisory_key(f"perdure-queue:{self.schema}:{queue}")
 
     async def _state(self) -> _LoopState:
         """This loop's connections, opened (and the schema migrated) on first use."""
@@ -395,7 +404,7 @@ class PostgresBackend(Backend):
             for job, result in zip(jobs, results, strict=True):
                 if job.future.done():
                     continue
-                if isinstance(result, RunNotFound):
+                if isinstance(result, (RunNotFound, RunDeduplicated)):
                     job.future.set_exception(result)
                 else:
                     job.future.set_result(result)
@@ -411,8 +420,9 @@ class PostgresBackend(Backend):
         for job in jobs:
             try:
                 results.append(await job.fn(c))
-            except RunNotFound as exc:
-                # Raised by a delivery before it writes anything: the others go on.
+            except (RunNotFound, RunDeduplicated) as exc:
+                # Raised by a delivery or a start before it writes anything (or after
+                # undoing what it wrote): the others go on.
                 results.append(exc)
             except psycopg.OperationalError:
                 raise  # the whole transaction is retried or fails (see _transact)
@@ -446,21 +456,11 @@ class PostgresBackend(Backend):
 
     async def _create(self, c: Conn, run: NewRun) -> tuple[RunRecord, bool]:
         start = run.start_at if run.start_at is not None else run.created_at
-        rows = await _fetch(
-            c,
-            self._sql.insert_run,
-            (
-                run.id,
-                run.workflow,
-                run.input,
-                run.parent_id,
-                run.parent_pos,
-                run.created_at,
-                run.created_at,
-                start,
-                run.version,
-            ),
-        )
+        params = new_run_values(run)
+        if run.dedup_key is None:
+            rows = await _fetch(c, self._sql.insert_run, params)
+        else:
+            rows = await self._insert_deduplicated(c, run, params)
         if rows:
             if run.timeout is not None:
                 await self._add_inbox(c, deadline_item(run.id, start, run.timeout))
@@ -485,6 +485,23 @@ class PostgresBackend(Backend):
         assert rec is not None
         return rec, False
 
+    async def _insert_deduplicated(self, c: Conn, run: NewRun, params: Sequence[Any]) -> list[Row]:
+        """Insert a run with a dedup key, or raise RunDeduplicated. The unique index
+        decides, so that starts racing in other transactions are refused too; in a
+        savepoint, so that a refusal leaves the rest of the transaction (the other
+        starts of its batch) to go on."""
+        assert run.dedup_key is not None
+        try:
+            async with c.transaction():
+                return await _fetch(c, self._sql.insert_run, params)
+        except pg_errors.UniqueViolation as exc:
+            if exc.diag.constraint_name != DEDUP_INDEX:
+                raise
+        # The holder committed (the insert waited for it), so this statement sees it,
+        # unless it has ended since.
+        holder = await _fetch(c, self._sql.dedup_holder, (run.queue, run.dedup_key))
+        raise RunDeduplicated(run.queue, run.dedup_key, holder[0][0] if holder else None)
+
     async def _get(self, c: Conn, run_id: str) -> RunRecord | None:
         rows = await _fetch(c, self._sql.get_run, (run_id,))
         return run_from_row(rows[0]) if rows else None
@@ -499,6 +516,8 @@ class PostgresBackend(Backend):
         for column, value in (
             ("workflow", filter.workflow),
             ("parent_id", filter.parent_id),
+            ("key", filter.key),
+            ("queue", filter.queue),
             ("status", filter.status.value if filter.status else None),
         ):
             if value is not None:
@@ -531,22 +550,24 @@ class PostgresBackend(Backend):
         workflows: Sequence[str],
         max_recoveries: int | None = None,
         version: str | None = None,
+        queues: Sequence[str] | None = None,
     ) -> list[Claim]:
-        if not workflows or limit <= 0:
+        if not workflows or limit <= 0 or (queues is not None and not queues):
             return []
-        names = list(workflows)
+        where: tuple[Any, ...] = (now, now, list(workflows), version, version)
+        # Only given queues cost a condition: most workers serve every queue.
+        any_due, claim_due = self._sql.any_due, self._sql.claim
+        if queues is not None:
+            where += (list(queues),)
+            any_due, claim_due = self._sql.any_due_on, self._sql.claim_on
         # Look before opening a transaction: most polls find nothing.
-        if not await self._rows(self._sql.any_due, (now, now, names, version, version)):
+        if not await self._rows(any_due, where):
             return []
 
         async def claim(c: Conn) -> list[Claim]:
             # SKIP LOCKED: runs another worker is claiming (or a writer holds) are left
             # to it, and this claim never waits on anyone.
-            rows = await _fetch(
-                c,
-                self._sql.claim,
-                (now, now, names, version, version, limit, owner, lease_until, now, now),
-            )
+            rows = await _fetch(c, claim_due, (*where, limit, owner, lease_until, now, now))
             recs = []
             for rec in map(run_from_row, rows):
                 # Recovered once more than allowed (the claim counted it): a dead letter.
@@ -566,6 +587,33 @@ class PostgresBackend(Backend):
             return [Claim(rec, rec.lease_token, due[rec.id]) for rec in recs]
 
         return await self._transact(claim)
+
+    async def admit_runs(self, queue: QueueLimits, now: float, limit: int = 100) -> list[str]:
+        # Look first, without a lock: most calls find nothing waiting.
+        if not await self._rows(self._sql.any_waiting, (queue.name, now)):
+            return []
+        return await self._transact(functools.partial(self._admit, queue, now, limit))
+
+    async def _admit(self, queue: QueueLimits, now: float, limit: int, c: Conn) -> list[str]:
+        sql = self._sql
+        # One admitter per queue at a time, in every process: each counts the places
+        # the one before it filled. Released at commit.
+        await c.execute("SELECT pg_advisory_xact_lock(%s)", (self._queue_lock_key(queue.name),))
+        by_key: dict[str | None, int] = dict(await _fetch(c, sql.occupying, (queue.name,)))
+        recent = 0
+        if queue.rate is not None:
+            [(recent,)] = await _fetch(c, sql.admitted_since, (queue.name, now - queue.period))
+        room = admission_room(queue, sum(by_key.values()), recent, limit)
+        if room == 0:
+            return []
+        rows = await _fetch(c, sql.waiting(queue), waiting_runs_params(queue, now, room))
+        picked = pick_admissions(queue, room, by_key, [(r[0], r[1]) for r in rows])
+        if not picked:
+            return []
+        admitted = {r[0] for r in await _fetch(c, sql.admit, (picked, now, now, now))}
+        # Sent at commit: workers elsewhere claim the admitted runs now.
+        await c.execute(sql.notify)
+        return [run_id for run_id in picked if run_id in admitted]
 
     async def extend_leases(
         self, owner: str, leases: dict[str, int], lease_until: float
@@ -956,6 +1004,12 @@ class PostgresBackend(Backend):
         if rec.parent_id is not None:
             with contextlib.suppress(RunNotFound):  # raised before it writes anything
                 await self._deliver(c, child_outcome_item(rec, now), now)
+
+
+def _advisory_key(name: str) -> int:
+    """A key for pg_advisory_xact_lock (a bigint) standing for ``name``."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big", signed=True)
 
 
 async def _still_connected(conn: Conn) -> None:

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import hashlib
 
-from ...records import InboxKind, RunStatus
-from ..rules import CARRIED_OVER, ITEM_COLUMNS, JOURNAL_COLUMNS, RUN_COLUMNS
+from ...records import InboxKind, QueueLimits, RunStatus
+from ..rules import (
+    CARRIED_OVER,
+    ITEM_COLUMNS,
+    JOURNAL_COLUMNS,
+    NEW_RUN_COLUMNS,
+    RUN_COLUMNS,
+    UNFINISHED_SQL,
+    waiting_runs_sql,
+)
 
 ACTIVE = "('pending', 'running')"
 SCHEDULED = "(" + ", ".join(f"'{k.value}'" for k in InboxKind if k.scheduled) + ")"
 KEPT = "(" + ", ".join(f"'{k.value}'" for k in CARRIED_OVER) + ")"
+# The unique index that keeps a queue's dedup keys apart (see migration 0004).
+DEDUP_INDEX = "perdure_runs_dedup"
 
 
 def quote(name: str) -> str:
@@ -25,15 +35,20 @@ class Statements:
         runs, journal, inbox, events = (
             f"{s}.perdure_{name}" for name in ("runs", "journal", "inbox", "events")
         )
+        self.runs = runs
         returning = ", ".join(f"r.{c.strip()}" for c in RUN_COLUMNS.split(","))
         self.get_run = f"SELECT {RUN_COLUMNS} FROM {runs} WHERE id = %s"
         self.list_runs = f"SELECT {RUN_COLUMNS} FROM {runs} WHERE {{where}} "
         self.list_runs += "ORDER BY created_at DESC, id DESC LIMIT %s"
         self.insert_run = (
-            f"INSERT INTO {runs} (id, workflow, status, input, parent_id, parent_pos, "
-            "created_at, updated_at, wake_at, version) "
-            "VALUES (%s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s) "
+            f"INSERT INTO {runs} (status, {NEW_RUN_COLUMNS}) "
+            "VALUES ('pending', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            # Only the id: a breach of the dedup index is an error, told apart by name.
             f"ON CONFLICT (id) DO NOTHING RETURNING {RUN_COLUMNS}"
+        )
+        self.dedup_holder = (
+            f"SELECT id FROM {runs} WHERE queue = %s AND dedup_key = %s "
+            f"AND status IN {UNFINISHED_SQL}"
         )
         self.lock_run = f"SELECT status, owner FROM {runs} WHERE id = %s FOR UPDATE"
         # Rows locked in id order, so that two transactions that both write several
@@ -48,14 +63,10 @@ class Statements:
             "AND workflow = ANY(%s::text[]) "
             "AND (%s::text IS NULL OR version IS NULL OR version = %s::text)"
         )
-        self.any_due = f"SELECT 1 FROM {runs} WHERE {due} LIMIT 1"
-        self.claim = (
-            f"WITH due AS (SELECT id FROM {runs} WHERE {due} "
-            "ORDER BY wake_at, created_at, id LIMIT %s FOR UPDATE SKIP LOCKED) "
-            f"UPDATE {runs} r SET owner = %s, lease_token = r.lease_token + 1, "
-            "lease_until = %s, started_at = COALESCE(r.started_at, %s), status = 'running', "
-            "updated_at = %s, recoveries = r.recoveries + (r.owner IS NOT NULL)::int "
-            f"FROM due WHERE r.id = due.id RETURNING {returning}"
+        # Claims of every queue, and of some (the queues' list one parameter more).
+        self.any_due, self.claim = self._claims(due, returning)
+        self.any_due_on, self.claim_on = self._claims(
+            f"{due} AND queue = ANY(%s::text[])", returning
         )
         self.extend = (
             f"WITH held AS (SELECT r.id FROM {runs} r "
@@ -136,7 +147,9 @@ class Statements:
         self.reopen = (
             f"UPDATE {runs} SET status = %s, result = NULL, error = NULL, finished_at = NULL, "
             "recoveries = CASE WHEN %s THEN 0 ELSE recoveries END, "
-            "wake_at = CASE WHEN %s THEN %s::float8 ELSE wake_at END WHERE id = %s"
+            # A run still waiting for its queue stays queued: only admission makes it due.
+            "wake_at = CASE WHEN %s AND ready_at IS NULL THEN %s::float8 ELSE wake_at END "
+            "WHERE id = %s"
         )
         ended = "(" + ", ".join(f"'{s.value}'" for s in RunStatus if s.is_terminal) + ")"
         self.purgeable = (
@@ -186,6 +199,25 @@ class Statements:
         self.notify = f"NOTIFY {self.channel}"
         self.listen = f"LISTEN {self.channel}"
 
+        # Queues.
+        self.any_waiting = (
+            f"SELECT 1 FROM {runs} WHERE queue = %s AND ready_at IS NOT NULL "
+            "AND ready_at <= %s AND status = 'pending' LIMIT 1"
+        )
+        self.occupying = (
+            f"SELECT key, COUNT(*) FROM {runs} WHERE queue = %s "
+            f"AND admitted_at IS NOT NULL AND status IN {UNFINISHED_SQL} GROUP BY key"
+        )
+        self.admitted_since = f"SELECT COUNT(*) FROM {runs} WHERE queue = %s AND admitted_at > %s"
+        # Locked in id order, as every writer of several runs does; a run cancelled or
+        # paused since it was picked is left waiting.
+        self.admit = (
+            f"WITH picked AS (SELECT id FROM {runs} WHERE id = ANY(%s::text[]) "
+            "AND ready_at IS NOT NULL AND status = 'pending' ORDER BY id FOR UPDATE) "
+            f"UPDATE {runs} r SET ready_at = NULL, admitted_at = %s, wake_at = %s, "
+            "updated_at = %s FROM picked WHERE r.id = picked.id RETURNING r.id"
+        )
+
         workers = f"{s}.perdure_workers"
         self.save_worker = (
             f"INSERT INTO {workers} (id, seen_at, info) VALUES (%s, %s, %s) "
@@ -205,3 +237,20 @@ class Statements:
             "SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[]) "
             "ON CONFLICT (run_id, key) DO UPDATE SET value = EXCLUDED.value"
         )
+
+    def _claims(self, due: str, returning: str) -> tuple[str, str]:
+        """Whether any run is due, and the claim of those that are."""
+        any_due = f"SELECT 1 FROM {self.runs} WHERE {due} LIMIT 1"
+        claim = (
+            f"WITH due AS (SELECT id FROM {self.runs} WHERE {due} "
+            "ORDER BY wake_at, created_at, id LIMIT %s FOR UPDATE SKIP LOCKED) "
+            f"UPDATE {self.runs} r SET owner = %s, lease_token = r.lease_token + 1, "
+            "lease_until = %s, started_at = COALESCE(r.started_at, %s), status = 'running', "
+            "updated_at = %s, recoveries = r.recoveries + (r.owner IS NOT NULL)::int "
+            f"FROM due WHERE r.id = due.id RETURNING {returning}"
+        )
+        return any_due, claim
+
+    def waiting(self, queue: QueueLimits) -> str:
+        """The queue's next runs to admit: one text with ``per_key``, one without."""
+        return waiting_runs_sql(queue, self.runs, "%s")

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import parse_url
 
-from ...errors import ConfigurationError, RunNotFound
+from ...errors import ConfigurationError, RunDeduplicated, RunNotFound
 from ...records import (
     Checkpoint,
     CheckpointResult,
@@ -23,6 +23,7 @@ from ...records import (
     JournalEntry,
     NewInboxItem,
     NewRun,
+    QueueLimits,
     RunChange,
     RunFilter,
     RunPage,
@@ -37,6 +38,7 @@ from .layout import (
     as_mapping,
     decode_entry,
     encode_entry,
+    encode_time,
     item_from_hash,
     run_from_hash,
 )
@@ -183,6 +185,9 @@ class RedisBackend(Backend):
 
     async def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
         created, fields = await self._call("create", self._args().run(run))
+        if created == -1:
+            assert run.dedup_key is not None  # only a dedup key refuses a new run
+            raise RunDeduplicated(run.queue, run.dedup_key, fields.decode())
         return run_from_hash(run.id, as_mapping(fields)), bool(created)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
@@ -223,6 +228,10 @@ class RedisBackend(Backend):
             candidates.append(self.keys.runs_of_workflow(f.workflow))
         if f.status is not None:
             candidates.append(self.keys.runs_with_status(f.status))
+        if f.key is not None:
+            candidates.append(self.keys.runs_with_key(f.key))
+        if f.queue is not None:
+            candidates.append(self.keys.runs_in_queue(f.queue))
         if not candidates:
             return self.keys.all_runs
         if len(candidates) == 1:
@@ -244,12 +253,18 @@ class RedisBackend(Backend):
         workflows: Sequence[str],
         max_recoveries: int | None = None,
         version: str | None = None,
+        queues: Sequence[str] | None = None,
     ) -> list[Claim]:
-        if not workflows or limit <= 0:
+        if not workflows or limit <= 0 or (queues is not None and not queues):
             return []
         args = self._args().add(owner, limit).time(now).time(lease_until)
         args.opt(None if max_recoveries is None else str(max_recoveries)).opt(version)
-        rows, dead = await self._call("claim", args.add(len(workflows), *workflows))
+        args.add(len(workflows), *workflows)
+        if queues is None:
+            args.opt(None)
+        else:
+            args.opt(str(len(queues))).add(*queues)
+        rows, dead = await self._call("claim", args)
         for run_id, previous, token, recoveries in dead:
             # Worded here, where the rules live; applied only if no one moved first.
             error = dead_letter_error(int(recoveries))
@@ -261,6 +276,15 @@ class RedisBackend(Backend):
             rec = run_from_hash(run_id.decode(), as_mapping(fields))
             claims.append(Claim(rec, rec.lease_token, _items(rec.id, items)))
         return claims
+
+    async def admit_runs(self, queue: QueueLimits, now: float, limit: int = 100) -> list[str]:
+        if limit <= 0:
+            return []
+        args = self._args().add(queue.name).time(now).add(limit)
+        args.opt(_number(queue.concurrency)).opt(_number(queue.per_key))
+        args.opt(_number(queue.rate))
+        args.opt(None if queue.rate is None else encode_time(now - queue.period))
+        return [run_id.decode() for run_id in await self._call("admit", args)]
 
     async def extend_leases(
         self, owner: str, leases: dict[str, int], lease_until: float
@@ -355,7 +379,11 @@ class RedisBackend(Backend):
         args = self._args().add(len(batch))
         for cp in batch:
             _checkpoint_args(args, cp)
-        rows = await self._call("checkpoint", args)
+        rows, refused = await self._call("checkpoint", args)
+        if refused:
+            # The checkpoints before it in the batch are written: Redis undoes nothing.
+            queue, dedup_key, holder = (value.decode() for value in refused)
+            raise RunDeduplicated(queue, dedup_key, holder)
         return [CheckpointResult(bool(applied), int(mailbox)) for applied, mailbox in rows]
 
 
@@ -391,6 +419,10 @@ def _cancel_error(item: NewInboxItem) -> bytes | None:
     return cancel_error(item.payload) if item.kind is InboxKind.CANCEL else None
 
 
+def _number(value: int | None) -> str | None:
+    return None if value is None else str(value)
+
+
 def _items(run_id: str, rows: list[list[Any]]) -> list[InboxItem]:
     return [item_from_hash(int(item_id), run_id, as_mapping(flat)) for item_id, flat in rows]
 
@@ -400,6 +432,8 @@ def _matches(rec: RunRecord, f: RunFilter) -> bool:
         (f.workflow is None or rec.workflow == f.workflow)
         and (f.status is None or rec.status == f.status)
         and (f.parent_id is None or rec.parent_id == f.parent_id)
+        and (f.key is None or rec.key == f.key)
+        and (f.queue is None or rec.queue == f.queue)
         and (f.created_after is None or rec.created_at >= f.created_after)
         and (f.created_before is None or rec.created_at < f.created_before)
     )

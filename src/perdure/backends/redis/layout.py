@@ -14,7 +14,8 @@ from ...records import EntryKind, InboxItem, InboxKind, JournalEntry, RunRecord,
 
 # The version of this layout: recorded in a new store, checked on open, and an older
 # store upgraded to it (``lua/layout.lua``). 2: run versions, entry details, workers.
-LAYOUT_VERSION = 2
+# 3: run keys, queues, priorities, dedup keys.
+LAYOUT_VERSION = 3
 
 
 class Keys:
@@ -42,6 +43,12 @@ class Keys:
 
     def children_of(self, parent_id: str) -> str:
         return f"{self.prefix}idx:parent:{parent_id}"
+
+    def runs_with_key(self, key: str) -> str:
+        return f"{self.prefix}idx:key:{key}"
+
+    def runs_in_queue(self, queue: str) -> str:
+        return f"{self.prefix}idx:queue:{queue}"
 
 
 def encode_time(value: float) -> str:
@@ -84,6 +91,12 @@ def run_from_hash(run_id: str, h: Mapping[bytes, bytes]) -> RunRecord:
         mailbox=int(h[b"mailbox"]),
         recoveries=int(h[b"recoveries"]),
         version=_text(h.get(b"version")),
+        key=_text(h.get(b"key")),
+        queue=h[b"queue"].decode(),
+        priority=int(h[b"priority"]),
+        dedup_key=_text(h.get(b"dedup_key")),
+        queued=b"ready_at" in h,
+        admitted_at=_time(h.get(b"admitted_at")),
     )
 
 

@@ -22,8 +22,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from ...records import InboxKind, NewInboxItem, NewRun, RunStatus
-from ..rules import CARRIED_OVER, deadline_item
+from ...records import DEFAULT_QUEUE, InboxKind, NewInboxItem, NewRun, RunStatus
+from ..rules import CARRIED_OVER, UNFINISHED, deadline_item
 from .layout import encode_entry, encode_time
 
 Value = str | bytes
@@ -44,6 +44,8 @@ _LIB = (
     .replace("{{CARRIED_OVER}}", _lua_set(k.value for k in CARRIED_OVER))
     .replace("{{TERMINAL}}", _lua_set(s.value for s in RunStatus if s.is_terminal))
     .replace("{{ACTIVE}}", _lua_set(s.value for s in RunStatus if s.is_active))
+    .replace("{{UNFINISHED}}", _lua_set(s.value for s in UNFINISHED))
+    .replace("{{DEFAULT_QUEUE}}", f"'{DEFAULT_QUEUE}'")
 )
 
 NAMES = (
@@ -51,6 +53,7 @@ NAMES = (
     "create",
     "deliver",
     "claim",
+    "admit",
     "checkpoint",
     "extend",
     "release",
@@ -136,8 +139,8 @@ class Args:
         return self.item(item).opt(cancel_error)
 
     def run(self, run: NewRun) -> Args:
-        """A run to create, with its deadline item if it has a timeout, and its version
-        (``read_run``)."""
+        """A run to create, with its deadline item if it has a timeout, its version, and
+        its place in a queue (``read_run``)."""
         start = run.start_at if run.start_at is not None else run.created_at
         self.add(run.id, run.workflow, run.input).opt(run.parent_id).add(run.parent_pos)
         self.time(run.created_at).time(start).flag(run.timeout is not None)
@@ -149,7 +152,8 @@ class Args:
         self.add(len(run.events))
         for key, value in run.events:
             self.add(key, value)
-        return self.opt(run.version)
+        self.opt(run.version).opt(run.key).add(run.queue, run.priority).opt(run.dedup_key)
+        return self.flag(run.queued)
 
 
 def _bytes(value: Value | int) -> bytes:

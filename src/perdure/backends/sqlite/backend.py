@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from ...errors import ConfigurationError, RunNotFound
+from ...errors import ConfigurationError, RunDeduplicated, RunNotFound
 from ...records import (
     Checkpoint,
     CheckpointResult,
@@ -25,6 +25,7 @@ from ...records import (
     NewInboxItem,
     NewRun,
     Outcome,
+    QueueLimits,
     RunChange,
     RunFilter,
     RunPage,
@@ -37,7 +38,10 @@ from ..rules import (
     CARRIED_OVER,
     ITEM_COLUMNS,
     JOURNAL_COLUMNS,
+    NEW_RUN_COLUMNS,
     RUN_COLUMNS,
+    UNFINISHED_SQL,
+    admission_room,
     cancel_error,
     cancels_at_once,
     child_outcome_item,
@@ -49,7 +53,11 @@ from ..rules import (
     entry_from_row,
     entry_values,
     item_from_row,
+    new_run_values,
+    pick_admissions,
     run_from_row,
+    waiting_runs_params,
+    waiting_runs_sql,
     wake_after,
 )
 
@@ -217,6 +225,10 @@ class SQLiteBackend(Backend):
         with self._lock:
             batch, self._queue = self._queue, []
             self._flush_scheduled = False
+        # A caller cancelled while queued (a worker stopping) gets nothing done; the
+        # others' futures can no longer be cancelled, so each is answered exactly
+        # once (setting a cancelled future would raise and strand the rest).
+        batch = [(fn, done) for fn, done in batch if done.set_running_or_notify_cancel()]
         if not batch:
             return
         conn = self._conn
@@ -269,21 +281,20 @@ class SQLiteBackend(Backend):
 
     def _create(self, c: sqlite3.Connection, run: NewRun) -> tuple[RunRecord, bool]:
         start = run.start_at if run.start_at is not None else run.created_at
+        if run.dedup_key is not None and self._get(c, run.id) is None:
+            # Checked here, under the write lock: OR IGNORE would also swallow a
+            # breach of the dedup index.
+            holder = c.execute(
+                "SELECT id FROM perdure_runs WHERE queue = ? AND dedup_key = ? "
+                f"AND status IN {UNFINISHED_SQL}",
+                (run.queue, run.dedup_key),
+            ).fetchone()
+            if holder is not None:
+                raise RunDeduplicated(run.queue, run.dedup_key, holder[0])
         cur = c.execute(
-            "INSERT OR IGNORE INTO perdure_runs (id, workflow, status, input, parent_id, "
-            "parent_pos, created_at, updated_at, wake_at, version) "
-            "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
-            (
-                run.id,
-                run.workflow,
-                run.input,
-                run.parent_id,
-                run.parent_pos,
-                run.created_at,
-                run.created_at,
-                start,
-                run.version,
-            ),
+            f"INSERT OR IGNORE INTO perdure_runs (status, {NEW_RUN_COLUMNS}) "
+            "VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            new_run_values(run),
         )
         created = cur.rowcount == 1
         if created and run.timeout is not None:
@@ -316,6 +327,8 @@ class SQLiteBackend(Backend):
         for column, value in (
             ("workflow", filter.workflow),
             ("parent_id", filter.parent_id),
+            ("key", filter.key),
+            ("queue", filter.queue),
             ("status", filter.status.value if filter.status else None),
         ):
             if value is not None:
@@ -355,18 +368,20 @@ class SQLiteBackend(Backend):
         workflows: Sequence[str],
         max_recoveries: int | None = None,
         version: str | None = None,
+        queues: Sequence[str] | None = None,
     ) -> list[Claim]:
-        if not workflows:
+        if not workflows or (queues is not None and not queues):
             return []
         names = ",".join("?" * len(workflows))
+        on_queues = "" if queues is None else f"AND queue IN ({','.join('?' * len(queues))}) "
         find = (
             f"SELECT id, owner, recoveries FROM perdure_runs WHERE wake_at <= ? "
             f"AND status IN {_ACTIVE} "
             f"AND (owner IS NULL OR lease_until < ?) AND workflow IN ({names}) "
-            "AND (? IS NULL OR version IS NULL OR version = ?) "
+            f"AND (? IS NULL OR version IS NULL OR version = ?) {on_queues}"
             "ORDER BY wake_at LIMIT ?"
         )
-        params = (now, now, *workflows, version, version, limit)
+        params = (now, now, *workflows, version, version, *(queues or ()), limit)
 
         # Look (on the read connection) before taking the write lock: most polls find
         # nothing.
@@ -415,6 +430,47 @@ class SQLiteBackend(Backend):
             (run_id, now),
         ).fetchall()
         return [item_from_row(r) for r in rows]
+
+    async def admit_runs(self, queue: QueueLimits, now: float, limit: int = 100) -> list[str]:
+        # Look first on the read connection: most calls find nothing waiting.
+        waiting = (
+            "SELECT 1 FROM perdure_runs WHERE queue = ? AND ready_at IS NOT NULL "
+            "AND ready_at <= ? AND status = 'pending' LIMIT 1"
+        )
+        if not await self._reading(lambda c: c.execute(waiting, (queue.name, now)).fetchone()):
+            return []
+        return await self._transaction(lambda c: self._admit(c, queue, now, limit))
+
+    def _admit(
+        self, c: sqlite3.Connection, queue: QueueLimits, now: float, limit: int
+    ) -> list[str]:
+        # The write lock (BEGIN IMMEDIATE) serializes admissions across processes.
+        by_key = dict(
+            c.execute(
+                "SELECT key, COUNT(*) FROM perdure_runs WHERE queue = ? "
+                f"AND admitted_at IS NOT NULL AND status IN {UNFINISHED_SQL} GROUP BY key",
+                (queue.name,),
+            ).fetchall()
+        )
+        recent = 0
+        if queue.rate is not None:
+            recent = c.execute(
+                "SELECT COUNT(*) FROM perdure_runs WHERE queue = ? AND admitted_at > ?",
+                (queue.name, now - queue.period),
+            ).fetchone()[0]
+        room = admission_room(queue, sum(by_key.values()), recent, limit)
+        if room == 0:
+            return []
+        rows = c.execute(
+            waiting_runs_sql(queue, "perdure_runs", "?"), waiting_runs_params(queue, now, room)
+        ).fetchall()
+        picked = pick_admissions(queue, room, by_key, rows)
+        c.executemany(
+            "UPDATE perdure_runs SET ready_at = NULL, admitted_at = ?, wake_at = ?, "
+            "updated_at = ? WHERE id = ?",
+            [(now, now, now, run_id) for run_id in picked],
+        )
+        return picked
 
     async def extend_leases(
         self, owner: str, leases: dict[str, int], lease_until: float
@@ -547,7 +603,8 @@ class SQLiteBackend(Backend):
             c.execute(
                 "UPDATE perdure_runs SET status = ?, result = NULL, error = NULL, "
                 "finished_at = NULL, recoveries = CASE WHEN ? THEN 0 ELSE recoveries END, "
-                "wake_at = CASE WHEN ? THEN ? ELSE wake_at END WHERE id = ?",
+                "wake_at = CASE WHEN ? AND ready_at IS NULL THEN ? ELSE wake_at END "
+                "WHERE id = ?",
                 (change.status.value, change.fence, change.wake, now, run_id),
             )
         after = self._get(c, run_id)

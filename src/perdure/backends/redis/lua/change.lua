@@ -14,8 +14,8 @@ for _ = 1, num() do table.insert(items, read_item()) end
 local wake = arg() == '1'
 
 local key = run_key(run_id)
-local old, journal_len, created_at = unpack(redis.call(
-    'HMGET', key, 'status', 'journal_len', 'created_at'))
+local old, journal_len, created_at, ready_at = unpack(redis.call(
+    'HMGET', key, 'status', 'journal_len', 'created_at', 'ready_at'))
 if not old then return -1 end
 if not expect[old] then return {0, redis.call('HGETALL', key)} end
 
@@ -50,7 +50,9 @@ else
     move_status(run_id, old, status, created_at)
     redis.call('HDEL', key, 'result', 'error', 'finished_at')
     if fence then redis.call('HSET', key, 'recoveries', 0) end
-    if wake then redis.call('HSET', key, 'wake_at', now) end
+    -- A run still queued is not due until its queue admits it.
+    if wake and not ready_at then redis.call('HSET', key, 'wake_at', now) end
     requeue(run_id)
+    place(run_id)
 end
 return {1, redis.call('HGETALL', key)}

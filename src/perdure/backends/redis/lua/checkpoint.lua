@@ -1,5 +1,8 @@
 -- checkpoint: arguments count, then that many checkpoints, each applied in turn, all or
--- nothing and fenced by owner + token. Returns {applied (1/0), mailbox} per checkpoint.
+-- nothing and fenced by owner + token. Returns {{applied (1/0), mailbox} per checkpoint,
+-- false}; or, if a checkpoint would create a child whose dedup key an unfinished run
+-- holds, {the results of the checkpoints before it, {queue, dedup key, holder}}, that
+-- checkpoint and those after it left unwritten.
 --
 -- Redis does not undo a script that fails halfway, so each checkpoint is read and
 -- checked in full (lease, journal sequence) before its first write.
@@ -38,6 +41,23 @@ local function fenced(cp, key)
         if redis.call('HEXISTS', journal_key(cp.run_id), entry.seq) == 1 then return false end
     end
     return true
+end
+
+-- A child the checkpoint cannot create, its dedup key held by an unfinished run of its
+-- queue or by a child before it: {queue, dedup key, holder}, or nil.
+local function refused_child(cp)
+    local taken = {}
+    for _, child in ipairs(cp.children) do
+        if child.dedup_key and redis.call('EXISTS', run_key(child.id)) == 0 then
+            local slot = #child.queue .. ':' .. child.queue .. child.dedup_key
+            local holder = taken[slot] or dedup_holder(child.queue, child.dedup_key)
+            if holder and holder ~= child.id then
+                return {child.queue, child.dedup_key, holder}
+            end
+            taken[slot] = child.id
+        end
+    end
+    return nil
 end
 
 -- When a parked run next needs a worker, as rules.wake_after decides: at once if it
@@ -138,9 +158,11 @@ for _ = 1, num() do
     local key = run_key(cp.run_id)
     local applied = 0
     if fenced(cp, key) then
+        local refused = refused_child(cp)
+        if refused then return {results, refused} end
         apply(cp, key)
         applied = 1
     end
     table.insert(results, {applied, tonumber(redis.call('HGET', key, 'mailbox') or '0')})
 end
-return results
+return {results, false}

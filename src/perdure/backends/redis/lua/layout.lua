@@ -11,6 +11,24 @@ local UPGRADES = {
     -- keys (the queues of versioned runs, the workers), so a layout-1 store already
     -- reads as layout 2: the bump is what keeps code that reads only layout 1 away.
     [2] = function() end,
+    -- 3: run keys, queues, priorities, dedup keys. Every run so far is on the default
+    -- queue (whose lanes keep their names), of priority 0, admitted when it was created,
+    -- as the SQL backends' migration has it: those that have not ended take their
+    -- places there, and all count for its rate limit.
+    [3] = function()
+        local all = P .. 'idx:all'
+        for first = 0, redis.call('ZCARD', all) - 1, 1000 do
+            for _, run_id in ipairs(redis.call('ZRANGE', all, first, first + 999)) do
+                local key = run_key(run_id)
+                local created_at = redis.call('HGET', key, 'created_at')
+                redis.call('HSET', key, 'queue', DEFAULT_QUEUE, 'priority', 0,
+                           'admitted_at', created_at)
+                redis.call('ZADD', P .. 'idx:queue:' .. DEFAULT_QUEUE, created_at, run_id)
+                redis.call('ZADD', admitted_key(DEFAULT_QUEUE), created_at, run_id)
+                place(run_id)
+            end
+        end
+    end,
 }
 
 local found = redis.call('GET', P .. 'layout')

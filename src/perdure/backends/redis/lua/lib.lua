@@ -13,6 +13,8 @@ local SCHEDULED = {{SCHEDULED}}  -- inbox kinds due only at their visible_at
 local CARRIED_OVER = {{CARRIED_OVER}}  -- inbox kinds a continued run keeps
 local TERMINAL = {{TERMINAL}}  -- statuses of runs that ended
 local ACTIVE = {{ACTIVE}}  -- statuses of runs a worker may claim
+local UNFINISHED = {{UNFINISHED}}  -- statuses of runs that hold their place in a queue
+local DEFAULT_QUEUE = {{DEFAULT_QUEUE}}
 
 local function run_key(id) return P .. 'run:' .. id end
 local function journal_key(id) return P .. 'journal:' .. id end
@@ -21,20 +23,47 @@ local function inbox_key(id) return P .. 'inbox:' .. id end
 local function waits_key(id) return P .. 'waits:' .. id end
 local function keys_key(id) return P .. 'keys:' .. id end
 local function item_key(item_id) return P .. 'item:' .. item_id end
--- A workflow's runs wait in one queue per code version (and one for runs of no
--- version), so that a worker of one version never reads past the others' runs. The
--- length of a version keeps its name apart from the workflow's.
-local function queue(workflow, version)
-    if not version then return workflow end
-    return #version .. ':' .. version .. ':' .. workflow
+-- A workflow's runs wait in one lane per queue and code version (and one for runs of
+-- no version), so that a worker never reads past runs it may not take: those of
+-- another version, or of a queue it does not serve. The kind of key says which parts
+-- a lane's name has ('v': a version, 'q': a queue other than the default, whose lanes
+-- keep the names they had before queues), and their lengths keep them apart from the
+-- workflow's name.
+local function lane_key(kind, workflow, version, queue)
+    local name = workflow
+    if version then
+        kind = 'v' .. kind
+        name = #version .. ':' .. version .. ':' .. name
+    end
+    if queue ~= DEFAULT_QUEUE then
+        kind = 'q' .. kind
+        name = #queue .. ':' .. queue .. ':' .. name
+    end
+    return P .. kind .. ':' .. name
 end
-local function due_key(workflow, version)
-    return P .. (version and 'vdue:' or 'due:') .. queue(workflow, version)
+local function due_key(workflow, version, queue)
+    return lane_key('due', workflow, version, queue)
 end
-local function leases_key(workflow, version)
-    return P .. (version and 'vleases:' or 'leases:') .. queue(workflow, version)
+local function leases_key(workflow, version, queue)
+    return lane_key('leases', workflow, version, queue)
 end
-local function versions_key(workflow) return P .. 'versions:' .. workflow end
+-- The versions with runs in a workflow's lanes of one queue; the queues other than
+-- the default with runs of a workflow.
+local function versions_key(workflow, queue)
+    if queue == DEFAULT_QUEUE then return P .. 'versions:' .. workflow end
+    return P .. 'qversions:' .. #queue .. ':' .. queue .. ':' .. workflow
+end
+local function queues_key(workflow) return P .. 'queues:' .. workflow end
+-- A queue's runs waiting to be admitted, one sorted set per priority (by ready_at; ties
+-- by id), and its priorities with waiting runs; its admitted runs that have not ended,
+-- and how many of them each run key has; its runs by admitted_at, for rate limits;
+-- dedup key -> the run that took it last (free once that run ended).
+local function waiting_key(queue, priority) return P .. 'waiting:' .. priority .. ':' .. queue end
+local function priorities_key(queue) return P .. 'priorities:' .. queue end
+local function occupying_key(queue) return P .. 'occupying:' .. queue end
+local function occupying_keys_key(queue) return P .. 'occupying_keys:' .. queue end
+local function admitted_key(queue) return P .. 'admitted:' .. queue end
+local function dedup_key_of(queue) return P .. 'dedup:' .. queue end
 local function status_index(status) return P .. 'idx:status:' .. status end
 local WORKFLOWS = P .. 'workflows'
 local FINISHED = P .. 'finished'  -- ended runs by finished_at, for purges
@@ -72,19 +101,23 @@ local function hset_all(key, flat)
     end
 end
 
--- Queues a run as due at score (a wake_at) or leased until it (a lease_until); a
--- version's queues are listed, for the claims that take any version.
-local function add_due(run_id, workflow, version, score)
-    redis.call('ZADD', due_key(workflow, version), score, run_id)
-    if version then redis.call('SADD', versions_key(workflow), version) end
+-- Lists a lane, for the claims that take any version or any queue.
+local function list_lane(workflow, version, queue)
+    if version then redis.call('SADD', versions_key(workflow, queue), version) end
+    if queue ~= DEFAULT_QUEUE then redis.call('SADD', queues_key(workflow), queue) end
 end
-local function add_leased(run_id, workflow, version, score)
-    redis.call('ZADD', leases_key(workflow, version), score, run_id)
-    if version then redis.call('SADD', versions_key(workflow), version) end
+-- Puts a run in its lane as due at score (a wake_at) or leased until it (a lease_until).
+local function add_due(run_id, workflow, version, queue, score)
+    redis.call('ZADD', due_key(workflow, version, queue), score, run_id)
+    list_lane(workflow, version, queue)
 end
-local function unqueue(run_id, workflow, version)
-    redis.call('ZREM', due_key(workflow, version), run_id)
-    redis.call('ZREM', leases_key(workflow, version), run_id)
+local function add_leased(run_id, workflow, version, queue, score)
+    redis.call('ZADD', leases_key(workflow, version, queue), score, run_id)
+    list_lane(workflow, version, queue)
+end
+local function unqueue(run_id, workflow, version, queue)
+    redis.call('ZREM', due_key(workflow, version, queue), run_id)
+    redis.call('ZREM', leases_key(workflow, version, queue), run_id)
 end
 
 local function set_or_clear(key, field, value)
@@ -153,7 +186,8 @@ end
 -- A run as the arguments carry it: id, workflow, input, parent_id?, parent_pos,
 -- created_at, start, its deadline item if it has a timeout ('1' + item, or '0'), then
 -- the journal and events it starts with (a fork's): count + (seq, entry) pairs,
--- count + (key, value) pairs; then its version?.
+-- count + (key, value) pairs; then its version?, key?, queue, priority, dedup_key?,
+-- queued (1/0).
 local function read_run()
     local run = {id = arg(), workflow = arg(), input = arg(), parent_id = opt(),
                  parent_pos = arg(), created_at = arg(), start = arg(),
@@ -161,7 +195,8 @@ local function read_run()
     if arg() == '1' then run.deadline = read_item() end
     for _ = 1, num() * 2 do table.insert(run.journal, arg()) end
     for _ = 1, num() * 2 do table.insert(run.events, arg()) end
-    run.version = opt()
+    run.version, run.key, run.queue, run.priority = opt(), opt(), arg(), arg()
+    run.dedup_key, run.queued = opt(), arg() == '1'
     return run
 end
 
@@ -169,53 +204,119 @@ local function index_run(run)
     local score = run.created_at
     redis.call('ZADD', P .. 'idx:all', score, run.id)
     redis.call('ZADD', P .. 'idx:workflow:' .. run.workflow, score, run.id)
+    redis.call('ZADD', P .. 'idx:queue:' .. run.queue, score, run.id)
     redis.call('ZADD', status_index('pending'), score, run.id)
     if run.parent_id then
         redis.call('ZADD', P .. 'idx:parent:' .. run.parent_id, score, run.id)
     end
+    if run.key then redis.call('ZADD', P .. 'idx:key:' .. run.key, score, run.id) end
 end
 
--- Creates the run unless its id is taken; true if it did.
+-- The unfinished run of the queue that holds dedup_key, if any: the run that took it
+-- last, unless that run has ended or is gone.
+local function dedup_holder(queue, dedup_key)
+    local holder = redis.call('HGET', dedup_key_of(queue), dedup_key)
+    if not holder then return nil end
+    local status = redis.call('HGET', run_key(holder), 'status')
+    if status and UNFINISHED[status] then return holder end
+    return nil
+end
+
+-- Keeps the run in its queue's indexes as its state calls for: waiting its turn while
+-- queued and pending, taking a place once admitted until it ends, holding its dedup key
+-- until it ends. Called wherever a run is created, admitted, or changes status other
+-- than by a claim (pending -> running) or a hold (running -> held), which change none
+-- of it.
+local function place(run_id)
+    local status, queue, priority, key, dedup_key, ready_at, admitted_at = unpack(redis.call(
+        'HMGET', run_key(run_id), 'status', 'queue', 'priority', 'key', 'dedup_key',
+        'ready_at', 'admitted_at'))
+    local waiting = waiting_key(queue, priority)
+    if ready_at and status == 'pending' then
+        redis.call('ZADD', waiting, ready_at, run_id)
+        redis.call('ZADD', priorities_key(queue), priority, priority)
+    elseif redis.call('ZREM', waiting, run_id) == 1 and redis.call('EXISTS', waiting) == 0 then
+        redis.call('ZREM', priorities_key(queue), priority)
+    end
+    if admitted_at and UNFINISHED[status] then
+        if redis.call('SADD', occupying_key(queue), run_id) == 1 and key then
+            redis.call('HINCRBY', occupying_keys_key(queue), key, 1)
+        end
+    elseif redis.call('SREM', occupying_key(queue), run_id) == 1 and key then
+        if redis.call('HINCRBY', occupying_keys_key(queue), key, -1) <= 0 then
+            redis.call('HDEL', occupying_keys_key(queue), key)
+        end
+    end
+    if dedup_key then
+        local holders = dedup_key_of(queue)
+        if UNFINISHED[status] then
+            if not dedup_holder(queue, dedup_key) then
+                redis.call('HSET', holders, dedup_key, run_id)
+            end
+        elseif redis.call('HGET', holders, dedup_key) == run_id then
+            redis.call('HDEL', holders, dedup_key)
+        end
+    end
+end
+
+-- Creates the run unless its id is taken (false), or its dedup key is held by an
+-- unfinished run of its queue (false, that run's id); true if it did. A queued run has
+-- no wake_at (no worker may claim it) but a ready_at, until its queue admits it; any
+-- other is admitted at its start.
 local function create_run(run)
     local key = run_key(run.id)
     if redis.call('EXISTS', key) == 1 then return false end
+    if run.dedup_key then
+        local holder = dedup_holder(run.queue, run.dedup_key)
+        if holder then return false, holder end
+    end
     local fields = {
         'workflow', run.workflow, 'status', 'pending', 'input', run.input,
         'parent_pos', run.parent_pos, 'generation', 0, 'journal_len', #run.journal / 2,
-        'created_at', run.created_at, 'updated_at', run.created_at, 'wake_at', run.start,
+        'created_at', run.created_at, 'updated_at', run.created_at,
         'lease_token', 0, 'mailbox', 0, 'recoveries', 0,
+        'queue', run.queue, 'priority', run.priority,
     }
-    if run.parent_id then
-        table.insert(fields, 'parent_id'); table.insert(fields, run.parent_id)
+    if run.queued then
+        table.insert(fields, 'ready_at'); table.insert(fields, run.start)
+    else
+        table.insert(fields, 'wake_at'); table.insert(fields, run.start)
+        table.insert(fields, 'admitted_at'); table.insert(fields, run.start)
     end
-    if run.version then
-        table.insert(fields, 'version'); table.insert(fields, run.version)
+    for _, field in ipairs({'parent_id', 'version', 'key', 'dedup_key'}) do
+        if run[field] then
+            table.insert(fields, field); table.insert(fields, run[field])
+        end
     end
     redis.call('HSET', key, unpack(fields))
     redis.call('SADD', WORKFLOWS, run.workflow)
-    add_due(run.id, run.workflow, run.version, run.start)
+    if not run.queued then
+        add_due(run.id, run.workflow, run.version, run.queue, run.start)
+        redis.call('ZADD', admitted_key(run.queue), run.start, run.id)
+    end
     index_run(run)
+    place(run.id)
     hset_all(journal_key(run.id), run.journal)
     hset_all(events_key(run.id), run.events)
     if run.deadline then add_item(run.deadline) end
     return true
 end
 
--- Puts the run in the queues its state calls for: due (no lease, a wake_at) or leased,
+-- Puts the run in the lanes its state calls for: due (no lease, a wake_at) or leased,
 -- if a worker may claim it; in none otherwise.
 local function requeue(run_id)
-    local status, owner, wake_at, lease_until, workflow, version = unpack(redis.call(
+    local status, owner, wake_at, lease_until, workflow, version, queue = unpack(redis.call(
         'HMGET', run_key(run_id), 'status', 'owner', 'wake_at', 'lease_until', 'workflow',
-        'version'))
+        'version', 'queue'))
     if ACTIVE[status] and not owner and wake_at then
-        add_due(run_id, workflow, version, wake_at)
+        add_due(run_id, workflow, version, queue, wake_at)
     else
-        redis.call('ZREM', due_key(workflow, version), run_id)
+        redis.call('ZREM', due_key(workflow, version, queue), run_id)
     end
     if ACTIVE[status] and owner then
-        add_leased(run_id, workflow, version, lease_until)
+        add_leased(run_id, workflow, version, queue, lease_until)
     else
-        redis.call('ZREM', leases_key(workflow, version), run_id)
+        redis.call('ZREM', leases_key(workflow, version, queue), run_id)
     end
     if not TERMINAL[status] then redis.call('ZREM', FINISHED, run_id) end
 end
@@ -226,14 +327,16 @@ local deliver  -- defined below; finishing a child delivers to its parent
 -- rules.child_outcome_item describes: the status as topic, the result or the error.
 local function finish(run_id, status, result, err, now)
     local key = run_key(run_id)
-    local old, workflow, version, created_at, parent_id, parent_pos = unpack(redis.call(
-        'HMGET', key, 'status', 'workflow', 'version', 'created_at', 'parent_id', 'parent_pos'))
+    local old, workflow, version, queue, created_at, parent_id, parent_pos = unpack(redis.call(
+        'HMGET', key, 'status', 'workflow', 'version', 'queue', 'created_at', 'parent_id',
+        'parent_pos'))
     move_status(run_id, old, status, created_at)
     redis.call('HSET', key, 'finished_at', now, 'updated_at', now)
     set_or_clear(key, 'result', result)
     set_or_clear(key, 'error', err)
     redis.call('HDEL', key, 'owner', 'lease_until', 'wake_at')
-    unqueue(run_id, workflow, version)
+    unqueue(run_id, workflow, version, queue)
+    place(run_id)
     redis.call('ZADD', FINISHED, now, run_id)
     if parent_id and redis.call('EXISTS', run_key(parent_id)) == 1 then
         local outcome = err
@@ -249,8 +352,8 @@ end
 deliver = function(item, now, cancel_error)
     local run_id = item.run_id
     local key = run_key(run_id)
-    local status, owner, workflow, version, wake_at = unpack(redis.call(
-        'HMGET', key, 'status', 'owner', 'workflow', 'version', 'wake_at'))
+    local status, owner, workflow, version, queue, wake_at = unpack(redis.call(
+        'HMGET', key, 'status', 'owner', 'workflow', 'version', 'queue', 'wake_at'))
     if not status then return nil end
     if item.kind == 'cancel' and TERMINAL[status] then return false end
     if not add_item(item) then return false end
@@ -259,7 +362,8 @@ deliver = function(item, now, cancel_error)
         -- (rules.cancels_at_once).
         finish(run_id, 'cancelled', nil, cancel_error, now)
     elseif status == 'pending' then
-        -- It keeps its start time: a message does not start a delayed run early.
+        -- It keeps its start time: a message does not start a delayed run early, nor
+        -- let a queued one in.
         redis.call('HINCRBY', key, 'mailbox', 1)
     elseif status == 'running' then
         redis.call('HINCRBY', key, 'mailbox', 1)
@@ -268,7 +372,7 @@ deliver = function(item, now, cancel_error)
         local wake = earlier(wake_at, visible)
         if wake ~= wake_at then
             redis.call('HSET', key, 'wake_at', wake)
-            if not owner then add_due(run_id, workflow, version, wake) end
+            if not owner then add_due(run_id, workflow, version, queue, wake) end
         end
     end
     return true

@@ -11,8 +11,8 @@ local function ended_before(run_id)
 end
 
 local function delete(run_id)
-    local workflow, version, status, parent_id = unpack(redis.call(
-        'HMGET', run_key(run_id), 'workflow', 'version', 'status', 'parent_id'))
+    local workflow, version, status, parent_id, queue, key = unpack(redis.call(
+        'HMGET', run_key(run_id), 'workflow', 'version', 'status', 'parent_id', 'queue', 'key'))
     for _, item_id in ipairs(redis.call('ZRANGE', inbox_key(run_id), 0, -1)) do
         redis.call('DEL', item_key(item_id))
     end
@@ -21,8 +21,13 @@ local function delete(run_id)
     redis.call('ZREM', P .. 'idx:all', run_id)
     redis.call('ZREM', P .. 'idx:workflow:' .. workflow, run_id)
     redis.call('ZREM', status_index(status), run_id)
+    redis.call('ZREM', P .. 'idx:queue:' .. queue, run_id)
     if parent_id then redis.call('ZREM', P .. 'idx:parent:' .. parent_id, run_id) end
-    unqueue(run_id, workflow, version)
+    if key then redis.call('ZREM', P .. 'idx:key:' .. key, run_id) end
+    -- An ended run waits in no queue and takes no place there (see place()); only its
+    -- admission is still counted, by rate limits.
+    redis.call('ZREM', admitted_key(queue), run_id)
+    unqueue(run_id, workflow, version, queue)
     redis.call('ZREM', FINISHED, run_id)
 end
 
