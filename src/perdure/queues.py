@@ -14,6 +14,7 @@ A worker serves the queues its app declares, or those it is told to
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -115,7 +116,7 @@ class Queues:
         queue = self._queues.get(name)
         return queue is not None and queue.admits_by_turn
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Queue]:
         return iter(list(self._queues.values()))
 
 

@@ -11,11 +11,10 @@ import pytest
 
 import perdure
 from perdure.worker import registry
+from stores import BACKENDS
 
-
-def needs_a_shared_database(backend_name: str) -> None:
-    if backend_name == "memory":
-        pytest.skip("memory:// lives in one App; two deploys need a database they share")
+# Two deploys need a database they share: memory:// lives in one App.
+SHARED = [name for name in BACKENDS if name != "memory"]
 
 
 def deploy(make_app: Callable[..., perdure.App], version: str | None, greeting: str) -> perdure.App:
@@ -28,10 +27,10 @@ def deploy(make_app: Callable[..., perdure.App], version: str | None, greeting: 
     return app
 
 
+@pytest.mark.parametrize("backend_name", SHARED)
 async def test_a_pinned_run_is_run_only_by_workers_of_its_version(
-    make_app: Callable[..., perdure.App], backend_name: str, monkeypatch: pytest.MonkeyPatch
+    make_app: Callable[..., perdure.App], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    needs_a_shared_database(backend_name)
     monkeypatch.setattr(registry, "OVERDUE", 0.0)
     v1 = deploy(make_app, "v1", "hello")
     v2 = deploy(make_app, "v2", "hi")

@@ -5,23 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
-import logging
-import random
 import re
-import select
-import threading
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from importlib import resources
-from typing import Any, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.rows import TupleRow
-from psycopg_pool import AsyncConnectionPool
 
 from ...errors import ConfigurationError, RunDeduplicated, RunNotFound
 from ...records import (
@@ -60,17 +52,16 @@ from ..rules import (
     waiting_runs_params,
     wake_after,
 )
-from .queries import (
-    DEDUP_INDEX,
-    Statements,
-    quote,
+from .connection import (
+    Conn,
+    Database,
+    LoopState,
+    Row,
+    advisory_key,
+    fetch,
+    without_password,
 )
-
-T = TypeVar("T")
-Conn = psycopg.AsyncConnection[TupleRow]
-Row = tuple[Any, ...]
-
-log = logging.getLogger("perdure.backends.postgres")
+from .queries import DEDUP_INDEX, Statements
 
 DEFAULT_SCHEMA = "perdure"
 DEFAULT_POOL_SIZE = 10
@@ -78,11 +69,6 @@ _OUR_PARAMETERS = ("schema", "pool_size")
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 _MAX_BATCH = 256  # jobs per write transaction
-# Every transaction that writes several runs locks them in id order, so deadlocks are
-# left to corners (a grandparent notified, two starts racing for one id); PostgreSQL
-# then rolls one transaction back, and it is run again, up to this many times.
-_ATTEMPTS = 8
-_RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 
 _FINISHED = (Outcome.COMPLETED, Outcome.FAILED, Outcome.CANCELLED)
 
@@ -96,21 +82,6 @@ class _Job:
     run_id: str
     locks: tuple[str, ...] = ()  # runs to lock up front (in id order, with the batch's)
     parents_of: tuple[str, ...] = ()  # runs whose parents it may notify
-
-
-@dataclass
-class _LoopState:
-    """What the backend keeps per event loop: psycopg's async connections belong to
-    the loop that made them, and the sync surface runs a loop of its own."""
-
-    pool: AsyncConnectionPool[Conn]
-    ready: bool = False
-    opening: asyncio.Lock = field(default_factory=asyncio.Lock)
-    queue: list[_Job] = field(default_factory=list)
-    flusher: asyncio.Task[None] | None = None
-
-    async def close(self) -> None:
-        await self.pool.close()
 
 
 class _JobFailed(Exception):
@@ -138,12 +109,9 @@ class PostgresBackend(Backend):
         self.conninfo = conninfo
         self.schema = schema
         self.pool_size = pool_size
-        self.url = _without_password(url or conninfo)
+        self.url = without_password(url or conninfo)
         self._sql = Statements(schema)
-        self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
-        self._lock = threading.Lock()
-        self._migrated = False
-        self._closing: set[asyncio.Task[None]] = set()
+        self._db = Database(conninfo, schema, pool_size)
 
     @classmethod
     def from_url(cls, url: str) -> PostgresBackend:
@@ -168,200 +136,28 @@ class PostgresBackend(Backend):
     # -- plumbing -----------------------------------------------------------------------
 
     async def open(self) -> None:
-        await self._state()
+        await self._db.state()
 
-    async def _migrate(self) -> None:
-        if self._migrated:
-            return
-        files = sorted(
-            (
-                f
-                for f in resources.files(__package__).joinpath("migrations").iterdir()
-                if f.name.endswith(".sql")
-            ),
-            key=lambda f: f.name,
-        )
-        latest = max(int(f.name.split("_", 1)[0]) for f in files)
-        schema = quote(self.schema)
-        versions = f"{schema}.perdure_schema"
-        conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
-        try:
-            # Most opens find the schema up to date: no lock, no waiting on other openers.
-            if await self._schema_version(conn) >= latest:
-                self._migrated = True
-                return
-            async with conn.transaction():
-                # One migrating process per schema at a time; the others wait here,
-                # then find the work done.
-                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key(),))
-                found = await conn.execute(
-                    "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)
-                )
-                if await found.fetchone() is None:
-                    await conn.execute(f"CREATE SCHEMA {schema}")
-                await conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {versions} (version INTEGER PRIMARY KEY, "
-                    "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-                )
-                current = await self._schema_version(conn)
-                await conn.execute(f"SET LOCAL search_path TO {schema}")
-                for f in files:
-                    version = int(f.name.split("_", 1)[0])
-                    if version > current:
-                        await conn.execute(f.read_text())
-                        await conn.execute(
-                            f"INSERT INTO {versions} (version) VALUES (%s)", (version,)
-                        )
-            self._migrated = True
-        finally:
-            await conn.close()
+    async def watch(self, wake: Callable[[], None]) -> None:
+        await self._db.listen(self._sql.listen, wake)
 
-    async def _schema_version(self, conn: Conn) -> int:
-        table = f"{quote(self.schema)}.perdure_schema"
-        cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
-        row = await cur.fetchone()
-        if not row or not row[0]:
-            return 0
-        cur = await conn.execute(f"SELECT COALESCE(MAX(version), 0) FROM {table}")
-        row = await cur.fetchone()
-        return int(row[0]) if row else 0
-
-    def _lock_key(self) -> int:
-        return _advisory_key(f"perdure-migrate:{self.schema}")
+    async def close(self) -> None:
+        await self._db.close()
 
     def _queue_lock_key(self, queue: str) -> int:
         # A schema name has no colon, so no other schema's queue shares the key.
-        return _advisory_key(f"perdure-queue:{self.schema}:{queue}")
-
-    async def _state(self) -> _LoopState:
-        """This loop's connections, opened (and the schema migrated) on first use."""
-        loop = asyncio.get_running_loop()
-        state = self._states.get(loop)
-        if state is not None and state.ready:
-            return state
-        with self._lock:
-            state = self._states.get(loop)
-            if state is None:
-                # Loops that are gone took their connections' tasks with them.
-                for old in [k for k in self._states if k.is_closed()]:
-                    del self._states[old]
-                pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-                    self.conninfo,
-                    min_size=1,
-                    max_size=self.pool_size,
-                    open=False,
-                    kwargs={"autocommit": True},
-                    check=_still_connected,
-                    name=f"perdure-{self.schema}",
-                )
-                state = self._states[loop] = _LoopState(pool)
-        # Under the loop's opening lock, so that many first calls at once (a burst of
-        # starts on an app not yet opened) migrate and connect once, not each.
-        async with state.opening:
-            if not state.ready:
-                try:
-                    await self._migrate()
-                    await state.pool.open(wait=True)
-                except BaseException:
-                    with self._lock:
-                        if self._states.get(loop) is state:
-                            del self._states[loop]
-                    raise
-                state.ready = True
-        return state
-
-    async def watch(self, wake: Callable[[], None]) -> None:
-        """LISTEN on this schema's channel on a connection of its own; reconnect with
-        backoff when it drops (and wake then: notifications may have been missed)."""
-        await self._migrate()
-        delay = 0.5
-        while True:
-            try:
-                conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
-                try:
-                    await conn.execute(self._sql.listen)
-                    delay = 0.5
-                    wake()
-                    async for _ in conn.notifies():
-                        wake()
-                finally:
-                    await conn.close()
-            except psycopg.Error as exc:
-                log.info("listening for wake-ups failed (%s); polling meanwhile", exc)
-            await asyncio.sleep(delay + random.random() * delay)
-            delay = min(delay * 2, 10.0)
-
-    async def close(self) -> None:
-        with self._lock:
-            states, self._states = self._states, {}
-        try:
-            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            current = None
-        for loop, state in states.items():
-            if loop is current:
-                await state.close()
-            elif not loop.is_closed():
-                # Another thread's loop: its connections close there. Not waited for,
-                # since that loop may be blocked on this very call (a sync caller).
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._close_later, loop, state)
-
-    def _close_later(self, loop: asyncio.AbstractEventLoop, state: _LoopState) -> None:
-        task = loop.create_task(state.close())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
-
-    async def _transact(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
-        """Run ``fn`` as one transaction, again if PostgreSQL picks it as a deadlock
-        victim (it was rolled back, so running it again is safe), and again on a fresh
-        connection if the connection breaks before COMMIT (the server rolls back what a
-        lost connection had begun). A connection lost during COMMIT leaves unknown
-        whether it took, so that error reaches the caller: a worker then lets the run
-        go, and whoever claims it next reads what was committed."""
-        state = await self._state()
-        for attempt in range(_ATTEMPTS):
-            committing = False
-            try:
-                async with state.pool.connection() as conn, conn.transaction():
-                    result = await fn(conn)
-                    committing = True
-                return result
-            except _RETRYABLE as exc:
-                if attempt == _ATTEMPTS - 1:
-                    raise
-                log.warning("transaction aborted (%s); retrying", exc.sqlstate)
-                await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
-            except psycopg.OperationalError as exc:
-                if committing or attempt == _ATTEMPTS - 1:
-                    raise
-                await _reconnect_pause(exc, attempt)
-        raise AssertionError("unreachable")
-
-    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        """One read-only statement and its rows; read again on a fresh connection if
-        the connection breaks (a server restart, a network blip)."""
-        state = await self._state()
-        for attempt in range(_ATTEMPTS):
-            try:
-                async with state.pool.connection() as conn:
-                    return await _fetch(conn, sql, params)
-            except psycopg.OperationalError as exc:
-                if attempt == _ATTEMPTS - 1:
-                    raise
-                await _reconnect_pause(exc, attempt)
-        raise AssertionError("unreachable")
+        return advisory_key(f"perdure-queue:{self.schema}:{queue}")
 
     async def _write(self, job: _Job) -> Any:
         """Queue a create_run or deliver. Jobs that queue up while a write transaction
         is in flight on this loop are committed together: one commit for the lot."""
-        state = await self._state()
+        state = await self._db.state()
         state.queue.append(job)
         if state.flusher is None:
             state.flusher = asyncio.get_running_loop().create_task(self._flush(state))
         return await job.future
 
-    async def _flush(self, state: _LoopState) -> None:
+    async def _flush(self, state: LoopState) -> None:
         batch: list[_Job] = []
         try:
             while state.queue:
@@ -390,7 +186,7 @@ class PostgresBackend(Backend):
             jobs = [j for j in jobs if not j.future.done()]  # callers that gave up
             failed: list[tuple[_Job, Exception]] = []
             try:
-                results = await self._transact(functools.partial(self._run_jobs, jobs, failed))
+                results = await self._db.transact(functools.partial(self._run_jobs, jobs, failed))
             except _JobFailed:
                 job, error = failed[-1]
                 job.future.set_exception(error)
@@ -441,7 +237,7 @@ class PostgresBackend(Backend):
         ids = set(runs)
         parents = sorted(set(parents_of))
         if parents:
-            ids.update(r[0] for r in await _fetch(c, self._sql.parents, (parents,)))
+            ids.update(r[0] for r in await fetch(c, self._sql.parents, (parents,)))
         if len(ids) > 1 or parents:
             await c.execute(self._sql.lock_runs, (sorted(ids),))
 
@@ -458,7 +254,7 @@ class PostgresBackend(Backend):
         start = run.start_at if run.start_at is not None else run.created_at
         params = new_run_values(run)
         if run.dedup_key is None:
-            rows = await _fetch(c, self._sql.insert_run, params)
+            rows = await fetch(c, self._sql.insert_run, params)
         else:
             rows = await self._insert_deduplicated(c, run, params)
         if rows:
@@ -493,21 +289,21 @@ class PostgresBackend(Backend):
         assert run.dedup_key is not None
         try:
             async with c.transaction():
-                return await _fetch(c, self._sql.insert_run, params)
+                return await fetch(c, self._sql.insert_run, params)
         except pg_errors.UniqueViolation as exc:
             if exc.diag.constraint_name != DEDUP_INDEX:
                 raise
         # The holder committed (the insert waited for it), so this statement sees it,
         # unless it has ended since.
-        holder = await _fetch(c, self._sql.dedup_holder, (run.queue, run.dedup_key))
+        holder = await fetch(c, self._sql.dedup_holder, (run.queue, run.dedup_key))
         raise RunDeduplicated(run.queue, run.dedup_key, holder[0][0] if holder else None)
 
     async def _get(self, c: Conn, run_id: str) -> RunRecord | None:
-        rows = await _fetch(c, self._sql.get_run, (run_id,))
+        rows = await fetch(c, self._sql.get_run, (run_id,))
         return run_from_row(rows[0]) if rows else None
 
     async def get_run(self, run_id: str) -> RunRecord | None:
-        rows = await self._rows(self._sql.get_run, (run_id,))
+        rows = await self._db.rows(self._sql.get_run, (run_id,))
         return run_from_row(rows[0]) if rows else None
 
     async def list_runs(self, filter: RunFilter, limit: int, cursor: str | None) -> RunPage:
@@ -534,7 +330,7 @@ class PostgresBackend(Backend):
             where.append("(created_at, id) < (%s::float8, %s)")
             args.extend([created_at, run_id])
         sql = self._sql.list_runs.format(where=" AND ".join(where))
-        rows = [run_from_row(r) for r in await self._rows(sql, (*args, limit + 1))]
+        rows = [run_from_row(r) for r in await self._db.rows(sql, (*args, limit + 1))]
         page = rows[:limit]
         more = len(rows) > limit
         return RunPage(page, encode_cursor(page[-1].created_at, page[-1].id) if more else None)
@@ -561,13 +357,13 @@ class PostgresBackend(Backend):
             where += (list(queues),)
             any_due, claim_due = self._sql.any_due_on, self._sql.claim_on
         # Look before opening a transaction: most polls find nothing.
-        if not await self._rows(any_due, where):
+        if not await self._db.rows(any_due, where):
             return []
 
         async def claim(c: Conn) -> list[Claim]:
             # SKIP LOCKED: runs another worker is claiming (or a writer holds) are left
             # to it, and this claim never waits on anyone.
-            rows = await _fetch(c, claim_due, (*where, limit, owner, lease_until, now, now))
+            rows = await fetch(c, claim_due, (*where, limit, owner, lease_until, now, now))
             recs = []
             for rec in map(run_from_row, rows):
                 # Recovered once more than allowed (the claim counted it): a dead letter.
@@ -582,35 +378,35 @@ class PostgresBackend(Backend):
             # A separate statement, so it sees every message counted in the mailboxes
             # just read (a delivery that committed while the claim waited for nothing).
             due: dict[str, list[InboxItem]] = defaultdict(list)
-            for r in await _fetch(c, self._sql.due_many, ([rec.id for rec in recs], now)):
+            for r in await fetch(c, self._sql.due_many, ([rec.id for rec in recs], now)):
                 due[r[1]].append(item_from_row(r))
             return [Claim(rec, rec.lease_token, due[rec.id]) for rec in recs]
 
-        return await self._transact(claim)
+        return await self._db.transact(claim)
 
     async def admit_runs(self, queue: QueueLimits, now: float, limit: int = 100) -> list[str]:
         # Look first, without a lock: most calls find nothing waiting.
-        if not await self._rows(self._sql.any_waiting, (queue.name, now)):
+        if not await self._db.rows(self._sql.any_waiting, (queue.name, now)):
             return []
-        return await self._transact(functools.partial(self._admit, queue, now, limit))
+        return await self._db.transact(functools.partial(self._admit, queue, now, limit))
 
     async def _admit(self, queue: QueueLimits, now: float, limit: int, c: Conn) -> list[str]:
         sql = self._sql
         # One admitter per queue at a time, in every process: each counts the places
         # the one before it filled. Released at commit.
         await c.execute("SELECT pg_advisory_xact_lock(%s)", (self._queue_lock_key(queue.name),))
-        by_key: dict[str | None, int] = dict(await _fetch(c, sql.occupying, (queue.name,)))
+        by_key: dict[str | None, int] = dict(await fetch(c, sql.occupying, (queue.name,)))
         recent = 0
         if queue.rate is not None:
-            [(recent,)] = await _fetch(c, sql.admitted_since, (queue.name, now - queue.period))
+            [(recent,)] = await fetch(c, sql.admitted_since, (queue.name, now - queue.period))
         room = admission_room(queue, sum(by_key.values()), recent, limit)
         if room == 0:
             return []
-        rows = await _fetch(c, sql.waiting(queue), waiting_runs_params(queue, now, room))
+        rows = await fetch(c, sql.waiting(queue), waiting_runs_params(queue, now, room))
         picked = pick_admissions(queue, room, by_key, [(r[0], r[1]) for r in rows])
         if not picked:
             return []
-        admitted = {r[0] for r in await _fetch(c, sql.admit, (picked, now, now, now))}
+        admitted = {r[0] for r in await fetch(c, sql.admit, (picked, now, now, now))}
         # Sent at commit: workers elsewhere claim the admitted runs now.
         await c.execute(sql.notify)
         return [run_id for run_id in picked if run_id in admitted]
@@ -624,12 +420,12 @@ class PostgresBackend(Backend):
         params = (ids, [leases[i] for i in ids], owner, lease_until)
 
         async def extend(c: Conn) -> dict[str, int]:
-            return {r[0]: r[1] for r in await _fetch(c, self._sql.extend, params)}
+            return {r[0]: r[1] for r in await fetch(c, self._sql.extend, params)}
 
-        return await self._transact(extend)
+        return await self._db.transact(extend)
 
     async def release(self, run_id: str, owner: str, token: int, now: float) -> bool:
-        state = await self._state()
+        state = await self._db.state()
         async with state.pool.connection() as conn:
             cur = await conn.execute(self._sql.release, (now, now, run_id, owner, token))
             return cur.rowcount == 1
@@ -637,13 +433,13 @@ class PostgresBackend(Backend):
     # -- journal and inbox ---------------------------------------------------------------
 
     async def read_journal(self, run_id: str) -> list[JournalEntry]:
-        return [entry_from_row(r) for r in await self._rows(self._sql.read_journal, (run_id,))]
+        return [entry_from_row(r) for r in await self._db.rows(self._sql.read_journal, (run_id,))]
 
     async def read_inbox(self, run_id: str, now: float) -> list[InboxItem]:
-        return [item_from_row(r) for r in await self._rows(self._sql.due, (run_id, now))]
+        return [item_from_row(r) for r in await self._db.rows(self._sql.due, (run_id, now))]
 
     async def _add_inbox(self, c: Conn, item: NewInboxItem) -> bool:
-        rows = await _fetch(
+        rows = await fetch(
             c,
             self._sql.add_inbox,
             (
@@ -674,7 +470,7 @@ class PostgresBackend(Backend):
         return delivered
 
     async def _deliver(self, c: Conn, item: NewInboxItem, now: float) -> bool:
-        rows = await _fetch(c, self._sql.lock_run, (item.run_id,))
+        rows = await fetch(c, self._sql.lock_run, (item.run_id,))
         if not rows:
             raise RunNotFound(item.run_id)
         status, owner = RunStatus(rows[0][0]), rows[0][1]
@@ -695,11 +491,11 @@ class PostgresBackend(Backend):
         return True
 
     async def get_event(self, run_id: str, key: str) -> bytes | None:
-        rows = await self._rows(self._sql.get_event, (run_id, key))
+        rows = await self._db.rows(self._sql.get_event, (run_id, key))
         return rows[0][0] if rows else None
 
     async def next_wake_at(self) -> float | None:
-        rows = await self._rows(self._sql.next_wake)
+        rows = await self._db.rows(self._sql.next_wake)
         return rows[0][0] if rows else None
 
     # -- checkpoints ----------------------------------------------------------------------
@@ -735,11 +531,11 @@ class PostgresBackend(Backend):
             return results
 
         try:
-            return await self._transact(write)
+            return await self._db.transact(write)
         except pg_errors.IntegrityError:
             # A constraint refused a row (a journal entry recorded twice): again, one
             # checkpoint at a time, so that only the offending one is not applied.
-            return await self._transact(write_one_by_one)
+            return await self._db.transact(write_one_by_one)
 
     async def _apply_batch(self, c: Conn, batch: Sequence[Checkpoint]) -> list[CheckpointResult]:
         """Apply a batch a round at a time: round k holds the k-th checkpoint of each
@@ -773,7 +569,7 @@ class PostgresBackend(Backend):
         # run id -> (mailbox, generation) for the checkpoints that hold their lease.
         held: dict[str, tuple[int, int]] = {}
         if fenced:
-            rows = await _fetch(
+            rows = await fetch(
                 c,
                 self._sql.fence,
                 (
@@ -793,7 +589,7 @@ class PostgresBackend(Backend):
         lost = [cp.run_id for cp in cps if cp.run_id not in held]
         mailboxes: dict[str, int] = {}
         if lost:
-            mailboxes = {r[0]: r[1] for r in await _fetch(c, self._sql.mailboxes, (lost,))}
+            mailboxes = {r[0]: r[1] for r in await fetch(c, self._sql.mailboxes, (lost,))}
         # Nothing in a checkpoint delivers to its own run, so the mailbox read by the
         # fence is still current.
         return [
@@ -844,7 +640,7 @@ class PostgresBackend(Backend):
         finishing = [cp for cp in live if cp.outcome in _FINISHED]
         finished: dict[str, RunRecord] = {}
         if finishing:
-            rows = await _fetch(
+            rows = await fetch(
                 c,
                 sql.finish,
                 (
@@ -866,7 +662,7 @@ class PostgresBackend(Backend):
         parking = [cp for cp in live if cp.outcome is Outcome.NONE and cp.release]
         if parking:
             pending: dict[str, list[InboxItem]] = defaultdict(list)
-            for r in await _fetch(c, sql.pending, ([cp.run_id for cp in parking],)):
+            for r in await fetch(c, sql.pending, ([cp.run_id for cp in parking],)):
                 pending[r[1]].append(item_from_row(r))
             wakes = [
                 wake_after(
@@ -950,40 +746,40 @@ class PostgresBackend(Backend):
             assert after is not None
             return after, True
 
-        return await self._transact(apply)
+        return await self._db.transact(apply)
 
     async def purge_runs(
         self, finished_before: float, limit: int, run_id: str | None = None
     ) -> list[str]:
         async def purge(c: Conn) -> list[str]:
-            rows = await _fetch(c, self._sql.purgeable, (finished_before, run_id, run_id, limit))
+            rows = await fetch(c, self._sql.purgeable, (finished_before, run_id, run_id, limit))
             ids = [r[0] for r in rows]
             if ids:
                 for statement in self._sql.purge:
                     await c.execute(statement, (ids,))
             return ids
 
-        return await self._transact(purge)
+        return await self._db.transact(purge)
 
     # -- workers --------------------------------------------------------------------------
 
     async def save_worker(self, worker_id: str, seen_at: float, info: bytes) -> None:
-        state = await self._state()
+        state = await self._db.state()
         async with state.pool.connection() as conn:
             await conn.execute(self._sql.save_worker, (worker_id, seen_at, info))
 
     async def list_workers(self, seen_after: float) -> list[WorkerRecord]:
-        rows = await self._rows(self._sql.list_workers, (seen_after,))
+        rows = await self._db.rows(self._sql.list_workers, (seen_after,))
         return [WorkerRecord(r[0], float(r[1]), bytes(r[2])) for r in rows]
 
     async def forget_workers(self, seen_before: float, worker_id: str | None = None) -> int:
-        state = await self._state()
+        state = await self._db.state()
         async with state.pool.connection() as conn:
             cur = await conn.execute(self._sql.forget_workers, (worker_id, seen_before, worker_id))
             return cur.rowcount
 
     async def _mailbox(self, c: Conn, run_id: str) -> int:
-        rows = await _fetch(c, self._sql.mailboxes, ([run_id],))
+        rows = await fetch(c, self._sql.mailboxes, ([run_id],))
         return int(rows[0][1]) if rows else 0
 
     async def _finish(
@@ -995,7 +791,7 @@ class PostgresBackend(Backend):
         error: bytes | None,
         now: float,
     ) -> None:
-        rows = await _fetch(
+        rows = await fetch(
             c, self._sql.finish, ([run_id], [status.value], [result], [error], [now])
         )
         await self._notify_parent(c, run_from_row(rows[0]), now)
@@ -1004,43 +800,3 @@ class PostgresBackend(Backend):
         if rec.parent_id is not None:
             with contextlib.suppress(RunNotFound):  # raised before it writes anything
                 await self._deliver(c, child_outcome_item(rec, now), now)
-
-
-def _advisory_key(name: str) -> int:
-    """A key for pg_advisory_xact_lock (a bigint) standing for ``name``."""
-    digest = hashlib.blake2b(name.encode(), digest_size=8)
-    return int.from_bytes(digest.digest(), "big", signed=True)
-
-
-async def _still_connected(conn: Conn) -> None:
-    """The pool's check before lending a connection. An idle connection's socket has
-    nothing to read unless the server hung up (a restart, an idle timeout), so only
-    then is the server asked; a healthy checkout costs one ``select`` call."""
-    if conn.closed or conn.broken:
-        raise psycopg.OperationalError("the connection is closed")
-    if select.select([conn.fileno()], [], [], 0)[0]:
-        await AsyncConnectionPool.check_connection(conn)
-
-
-async def _reconnect_pause(exc: Exception, attempt: int) -> None:
-    """Back off before trying again on a fresh connection (the pool replaces broken
-    ones in the background, and waits for the server when it is down)."""
-    log.warning("database connection failed (%s); trying again", exc)
-    await asyncio.sleep(random.uniform(0.5, 1.0) * min(2.0, 0.05 * 2**attempt))
-
-
-async def _fetch(c: Conn, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-    # Binary results: payloads arrive as raw bytes and times as exact doubles.
-    cur = c.cursor(binary=True)
-    await cur.execute(sql, params)
-    return await cur.fetchall()
-
-
-def _without_password(url: str) -> str:
-    """The URL to show in logs: the password masked."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

@@ -17,12 +17,10 @@ if queue_count then
     for _ = 1, tonumber(queue_count) do serves[arg()] = true end
 end
 local t = tonumber(now)
-local TIES = 1000
 if max_recoveries then max_recoveries = tonumber(max_recoveries) end
 
 -- Candidates: runs due by now with no lease, and runs whose lease ran out (strictly
--- before now) while due; at most limit of each kind per lane (workflow, version, queue),
--- and the due runs tied with the last of them.
+-- before now) while due; at most limit of each kind per lane (workflow, version, queue).
 local candidates, seen = {}, {}
 local function consider(run_id, workflow, run_version, queue)
     if seen[run_id] then return end
@@ -41,17 +39,6 @@ local function scan(workflow, run_version, queue)
     local due_lane, leases_lane = due_key(workflow, run_version, queue),
                                   leases_key(workflow, run_version, queue)
     local due = redis.call('ZRANGEBYSCORE', due_lane, '-inf', now, 'LIMIT', 0, limit)
-    if #due == limit then
-        -- Runs due at the same time as the last of them are taken oldest first (below),
-        -- not by id, so they are candidates too: runs admitted at once, or woken by one
-        -- batch. At most TIES of them: a larger group is children started together,
-        -- which have one created_at and go by id either way.
-        local last = redis.call('ZSCORE', due_lane, due[#due])
-        for _, run_id in ipairs(redis.call('ZRANGEBYSCORE', due_lane, last, last,
-                                           'LIMIT', 0, TIES)) do
-            table.insert(due, run_id)
-        end
-    end
     local expired = redis.call('ZRANGEBYSCORE', leases_lane, '-inf', '(' .. now,
                                'LIMIT', 0, limit)
     for _, run_id in ipairs(due) do consider(run_id, workflow, run_version, queue) end
