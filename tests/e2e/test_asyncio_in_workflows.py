@@ -338,13 +338,15 @@ async def test_durable_timers_interleave_deterministically(app: perdure.App) -> 
                 await asyncio.sleep(d)
                 order.append(f"{name}{d}")
 
-        await asyncio.gather(worker("a", [0.03, 0.03]), worker("b", [0.02, 0.05]))
+        # Each sleep's due time is taken when the sleep is recorded, so the
+        # margins are wide enough for a slow resume not to reorder them.
+        await asyncio.gather(worker("a", [0.2, 0.2]), worker("b", [0.1, 0.6]))
         await settle()
         return order
 
     async with app:
         handle = await app.start(interleave)
-        assert await handle.result(timeout=10) == ["b0.02", "a0.03", "a0.03", "b0.05"]
+        assert await handle.result(timeout=10) == ["b0.1", "a0.2", "a0.2", "b0.6"]
 
 
 async def _open_connection() -> None:
