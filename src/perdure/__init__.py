@@ -9,11 +9,16 @@ from .app import App
 from .client import Handle, RunInfo, SyncHandle
 from .clock import Clock, VirtualClock
 from .codec import Codec
+from .dag import Dag
 from .errors import (
+    CallbackRejected,
     ChildFailed,
     ConfigurationError,
+    DagError,
     ErrorInfo,
+    InvalidTransition,
     LeaseLost,
+    MachineRunActive,
     NonDeterminismError,
     NonRetryableError,
     NotInWorkflow,
@@ -30,6 +35,7 @@ from .errors import (
     SerializationError,
     StepError,
     StepTimeout,
+    TaskFailed,
     WorkflowSandboxError,
 )
 from .history import LogLine, StepAttempt, StepRecord
@@ -38,6 +44,7 @@ from .queues import Queue, Rate
 from .records import IdPolicy, RunStatus
 from .replayer import ReplayResult
 from .retry import Retry
+from .statemachine import MachineRun, Outcome, Record, StateMachine
 from .worker import Worker
 from .worker.registry import WorkerInfo
 from .workflow.api import (
@@ -62,22 +69,30 @@ __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "CallbackRejected",
     "ChildFailed",
     "ChildHandle",
     "Clock",
     "Codec",
     "ConfigurationError",
+    "Dag",
+    "DagError",
     "ErrorInfo",
     "Handle",
     "IdPolicy",
+    "InvalidTransition",
     "LeaseLost",
     "LogLine",
+    "MachineRun",
+    "MachineRunActive",
     "NonDeterminismError",
     "NonRetryableError",
     "NotInWorkflow",
+    "Outcome",
     "PerdureError",
     "Queue",
     "Rate",
+    "Record",
     "RegistrationError",
     "ReplayResult",
     "Retry",
@@ -92,6 +107,7 @@ __all__ = [
     "RunStatus",
     "RunTerminated",
     "SerializationError",
+    "StateMachine",
     "StepAttempt",
     "StepError",
     "StepFunction",
@@ -99,6 +115,7 @@ __all__ = [
     "StepRecord",
     "StepTimeout",
     "SyncHandle",
+    "TaskFailed",
     "VirtualClock",
     "Worker",
     "WorkerInfo",

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from . import operations, replayer
 from .backends import open_backend, resolve_url
@@ -29,6 +29,12 @@ from .retry import Retry, seconds
 from .worker import Worker, registry
 from .worker.registry import WorkerInfo, alive_after, why_waiting
 from .workflow.definition import StepDecorator, StepFunction, WorkflowFunction, routed_runner
+
+if TYPE_CHECKING:
+    import enum
+
+    from .dag import Dag
+    from .statemachine import StateMachine
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -215,10 +221,33 @@ class App:
             )
         table[name] = item
 
+    def dag(self, name: str, **options: Any) -> Dag:
+        """Declare a DAG workflow: tasks with dependencies (see ``perdure.dag``). It is
+        registered as a workflow named ``name``; start it like any other."""
+        from .dag import Dag
+
+        return Dag(self, name, **options)
+
+    def state_machine(
+        self,
+        name: str,
+        statuses: type[enum.Enum],
+        *,
+        record: type[Any] | None = None,
+        **options: Any,
+    ) -> StateMachine:
+        """Declare a state-machine workflow over ``statuses`` and a typed ``record``
+        (see ``perdure.statemachine``), registered as a workflow named ``name``."""
+        from .statemachine import StateMachine
+
+        return StateMachine(self, name, statuses, record=record, **options)
+
     def workflow_names(self) -> list[str]:
         return list(self.workflows)
 
     def _resolve(self, workflow: WorkflowFunction[..., Any] | str) -> WorkflowFunction[..., Any]:
+        # A DAG or a state machine stands for the workflow it compiles to.
+        workflow = getattr(workflow, "workflow_function", workflow)
         if isinstance(workflow, WorkflowFunction):
             if self.workflows.get(workflow.name) is not workflow:
                 raise RegistrationError(f"workflow {workflow.name!r} is not registered on this app")

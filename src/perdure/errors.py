@@ -5,11 +5,13 @@
     PerdureError
     ├── ConfigurationError        bad settings, unknown URL scheme, missing extra
     ├── RegistrationError         a workflow or step declared twice, or not declared
+    │   └── DagError              a DAG declared wrongly (cycle, unknown task, ...)
     ├── SerializationError        a value that cannot be encoded as a payload
     ├── RunNotFound               no run with that id
     ├── RunConflict               an id already used by another workflow
     ├── RunExists                 an id taken, started with id_policy="reject"
     ├── RunDeduplicated           a dedup key an unfinished run of the queue holds
+    │   └── MachineRunActive      a state machine already has an active run for the key
     ├── LeaseLost                 a worker's write was fenced off (another owns the run)
     ├── NonDeterminismError       workflow code no longer matches its journal
     ├── NotInWorkflow             a workflow-only call made outside a workflow
@@ -19,7 +21,10 @@
     ├── StepError                 inside a workflow: a step failed for good
     ├── StepTimeout               a step attempt ran past its timeout (also a TimeoutError)
     ├── ChildFailed               inside a workflow: a child run failed
+    ├── TaskFailed                a DAG task failed for good (names the task)
+    ├── CallbackRejected          a state-machine callback the run cannot take now
     └── NonRetryableError         raise it (or a subclass) in a step to stop retrying
+        └── InvalidTransition     a state-machine step chose a status it may not go to
 """
 
 from __future__ import annotations
@@ -86,6 +91,11 @@ class ConfigurationError(PerdureError):
 
 class RegistrationError(PerdureError):
     """A workflow or step is declared twice, or used without being declared."""
+
+
+class DagError(RegistrationError):
+    """A DAG is declared or loaded wrongly (a cycle, an unknown task, parameters that
+    do not match the dependencies, a malformed definition); nothing was added."""
 
 
 class SerializationError(PerdureError):
@@ -239,6 +249,23 @@ class ChildFailed(PerdureError):
         self.cancelled = cancelled
 
 
+class TaskFailed(PerdureError):
+    """A DAG task failed for good; the run fails with this error. Tasks downstream of
+    it did not run; its ``on_failure`` handlers did."""
+
+    def __init__(
+        self, dag: str, task: str, error: ErrorInfo, attempts: int, notes: tuple[str, ...] = ()
+    ) -> None:
+        more = "".join(f"; {note}" for note in notes)
+        super().__init__(
+            f"task {task!r} of DAG {dag!r} failed after {attempts} attempt(s): {error}{more}"
+        )
+        self.dag = dag
+        self.task = task
+        self.error = error
+        self.attempts = attempts
+
+
 class StepTimeout(PerdureError, TimeoutError):
     """A step attempt ran longer than its ``timeout`` (retried like any other error)."""
 
@@ -254,3 +281,37 @@ class ContinueAsNew(BaseException):
         super().__init__("continue as new")
         self.args_ = args
         self.kwargs = kwargs
+
+
+class MachineRunActive(RunDeduplicated):
+    """A state machine was triggered for a business key that has an active run."""
+
+    def __init__(self, machine: str, key: str, queue: str, dedup_key: str, holder: str | None):
+        super().__init__(queue, dedup_key, holder)
+        self.args = (
+            f"state machine {machine!r} already has an active run for key {key!r} "
+            f"(run {holder!r}); wait for it to end, or cancel it, before triggering again",
+        )
+        self.machine = machine
+        self.key = key
+
+
+class CallbackRejected(PerdureError):
+    """A state-machine callback was refused: no active run for the key, or the run is
+    paused or in another status. Nothing was changed."""
+
+    def __init__(self, machine: str, key: str, run_id: str | None, why: str) -> None:
+        run = f" (run {run_id!r})" if run_id else ""
+        super().__init__(
+            f"state machine {machine!r}, key {key!r}{run}: callback rejected, {why}; the "
+            "record was not changed"
+        )
+        self.machine = machine
+        self.key = key
+        self.run_id = run_id
+
+
+class InvalidTransition(NonRetryableError):
+    """A state-machine step, callback or timeout answered a status its declaration does
+    not allow (``to=``), or something that is not a status. The record was not changed;
+    fix the code or the declaration, then retry the run."""

@@ -230,6 +230,28 @@ async def test_a_dedup_key_is_held_until_its_run_ends(backend: Backend) -> None:
     assert created and rec.dedup_key == "user-1"
 
 
+async def test_reopening_a_run_whose_dedup_key_another_took_is_refused(
+    backend: Backend,
+) -> None:
+    await backend.create_run(new_run("first", queue="q", dedup_key="user-1"))
+    [c] = await backend.claim_runs("w1", 10, NOW, NOW + TTL, [WF], None, None, ["q"])
+    await commit(backend, checkpoint(c, outcome=Outcome.FAILED, error=b"{}"))
+    await backend.create_run(new_run("second", queue="q", dedup_key="user-1"))
+    retry = RunChange("first", frozenset({RunStatus.FAILED}), RunStatus.RUNNING, wake=True)
+    with pytest.raises(RunDeduplicated) as caught:
+        await backend.change_run(retry, NOW + 1)
+    assert caught.value.holder == "second"
+    rec = await backend.get_run("first")
+    assert rec is not None and rec.status is RunStatus.FAILED  # nothing changed
+    # Once the holder has ended, the retry goes through.
+    [c] = await backend.claim_runs("w1", 10, NOW + 2, NOW + TTL, [WF], None, None, ["q"])
+    await commit(backend, checkpoint(c, NOW + 2, outcome=Outcome.COMPLETED, result=b"1"))
+    rec, applied = await backend.change_run(retry, NOW + 3)
+    assert applied and rec.status is RunStatus.RUNNING
+    with pytest.raises(RunDeduplicated):
+        await backend.create_run(new_run("third", queue="q", dedup_key="user-1"))
+
+
 async def test_a_dedup_key_of_a_queued_run_is_held_too(backend: Backend) -> None:
     await backend.create_run(queued("first", dedup_key="d"))
     with pytest.raises(RunDeduplicated):

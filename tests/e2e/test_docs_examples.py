@@ -162,6 +162,46 @@ def test_quickstart_starters_are_served_by_a_separate_worker_process(
 
 
 EXPECTED: dict[str, list[str]] = {
+    "state_machine.py": [
+        "stateDiagram-v2",
+        "    [*] --> CREATED",
+        "    CREATED --> VERIFIED: verify",
+        "    CREATED --> REJECTED: verify",
+        "    VERIFIED --> CHARGED: callback on_payment",
+        "    VERIFIED --> REJECTED: timeout after 600s",
+        "    CHARGED --> DONE: send_receipts",
+        "    DONE --> [*]",
+        "    REJECTED --> [*]",
+        "user-42 already has an active run",
+        "user-42 ended in DONE",
+        "email='ann@example.com' verified=True paid_cents=1999 reminders=3",
+        "user-43 ended in REJECTED",
+        "user-43: REJECTED",
+    ],
+    "dags.py": [
+        "1 items shipped, charged 5",
+        "task 'charge' of DAG 'order-processing' failed after 1 attempt(s): "
+        "perdure.errors.NonRetryableError: card declined",
+        "['order 2: card declined']",
+        "[('order-processing.validate', 'completed'), "
+        "('order-processing.check_inventory', 'completed'), "
+        "('order-processing.charge', 'failed'), ('order-processing.refund', 'completed')]",
+        "bad arguments for DAG 'order-processing': missing a required argument: 'order'",
+        "24",
+        '[{"from": "fetch", "to": "size", "kind": "after"}]',
+        "flowchart TD",
+        "    %% DAG order-processing",
+        '    validate["validate"]',
+        '    check_inventory["check_inventory<br/>up to 3 attempts"]',
+        '    charge["charge<br/>timeout 30s"]',
+        '    refund("refund")',
+        '    ship["ship"]',
+        "    validate --> check_inventory",
+        "    validate --> charge",
+        "    check_inventory --> ship",
+        "    charge --> ship",
+        "    charge -. on failure .-> refund",
+    ],
     "queues.py": [
         "refused: welcome:cid is held by another run",
         "FRAME OF SUNSET",

@@ -412,6 +412,29 @@ async def test_b7_listing_filters_and_pages_stably_over_a_thousand_runs(url: str
     await app.close()
 
 
+async def test_a_run_resumed_as_soon_as_it_paused_itself_goes_on(app: perdure.App) -> None:
+    # The resume races the worker's checkpoint of the pause: whichever lands first,
+    # the run must go on (once, a lost update left it running and unowned for good).
+    @app.step()
+    async def work(i: int) -> int:
+        return i
+
+    @app.workflow()
+    async def pausing(i: int) -> int:
+        await work(i)
+        await perdure.pause_run(reason="check")
+        return await work(i + 1)
+
+    async with app:
+        for i in range(5):
+            handle = await app.start(pausing, i)
+            async with asyncio.timeout(30):
+                while await handle.status() is not RunStatus.PAUSED:
+                    await asyncio.sleep(0.005)
+            assert await app.resume(handle.id)
+            assert await handle.result(timeout=30) == i + 1
+
+
 async def test_a_workflow_pauses_itself_and_controls_other_runs(app: perdure.App) -> None:
     done: list[str] = []
 

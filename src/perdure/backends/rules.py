@@ -16,6 +16,7 @@ from ..records import (
     NewInboxItem,
     NewRun,
     QueueLimits,
+    RunChange,
     RunRecord,
     RunStatus,
 )
@@ -107,6 +108,15 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 
 # A run admitted to its queue holds its place until it ends.
 UNFINISHED = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.HELD)
+
+
+def reclaims_dedup_key(rec: RunRecord, change: RunChange) -> bool:
+    """Whether ``change`` brings an ended run with a dedup key back (a retry): the key
+    is its again only if no unfinished run of its queue took it meanwhile; if one did,
+    the change is refused with RunDeduplicated, and nothing changes."""
+    return (
+        rec.dedup_key is not None and rec.status not in UNFINISHED and change.status in UNFINISHED
+    )
 
 
 def admission_room(queue: QueueLimits, occupied: int, recent: int, limit: int) -> int:

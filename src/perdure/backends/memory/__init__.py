@@ -45,6 +45,7 @@ from ..rules import (
     decode_cursor,
     encode_cursor,
     pick_admissions,
+    reclaims_dedup_key,
     wake_after,
 )
 
@@ -314,6 +315,15 @@ class MemoryBackend(Backend):
                 raise RunNotFound(change.run_id)
             if run.rec.status not in change.expect:
                 return run.rec, False
+            if reclaims_dedup_key(run.rec, change):
+                rec = run.rec
+                for other in self._runs.values():
+                    o = other.rec
+                    if (o.queue, o.dedup_key) == (rec.queue, rec.dedup_key) and (
+                        o.status in UNFINISHED
+                    ):
+                        assert rec.dedup_key is not None
+                        raise RunDeduplicated(rec.queue, rec.dedup_key, o.id)
             if change.fence:
                 run.set(owner=None, lease_until=None, lease_token=run.rec.lease_token + 1)
             if change.truncate_from is not None:

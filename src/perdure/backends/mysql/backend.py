@@ -46,6 +46,7 @@ from ..rules import (
     entry_values,
     new_run_values,
     pick_admissions,
+    reclaims_dedup_key,
     waiting_runs_params,
     wake_after,
 )
@@ -686,6 +687,11 @@ class MySQLBackend(Backend):
                 raise RunNotFound(run_id)
             if rec.status not in change.expect:
                 return rec, False
+            if reclaims_dedup_key(rec, change):
+                assert rec.dedup_key is not None
+                holder = await fetch(c, self._sql.dedup_holder, (rec.queue, rec.dedup_key))
+                if holder:
+                    raise RunDeduplicated(rec.queue, rec.dedup_key, text(holder[0][0]))
             sql = self._sql
             if change.fence:
                 await execute(c, sql.fence_off, (run_id,))

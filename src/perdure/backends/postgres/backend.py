@@ -48,6 +48,7 @@ from ..rules import (
     item_from_row,
     new_run_values,
     pick_admissions,
+    reclaims_dedup_key,
     run_from_row,
     waiting_runs_params,
     wake_after,
@@ -71,6 +72,7 @@ _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _MAX_BATCH = 256  # jobs per write transaction
 
 _FINISHED = (Outcome.COMPLETED, Outcome.FAILED, Outcome.CANCELLED)
+_PARENTS_KEPT = 100_000  # runs whose parent a backend remembers (then it starts over)
 
 
 @dataclass
@@ -112,6 +114,7 @@ class PostgresBackend(Backend):
         self.url = without_password(url or conninfo)
         self._sql = Statements(schema)
         self._db = Database(conninfo, schema, pool_size)
+        self._parents: dict[str, str | None] = {}  # run id -> parent id, of runs claimed
 
     @classmethod
     def from_url(cls, url: str) -> PostgresBackend:
@@ -235,11 +238,21 @@ class PostgresBackend(Backend):
         """Lock, in id order, the runs a transaction will write and the parents it may
         notify (a run's parent never changes, so reading it unlocked is safe)."""
         ids = set(runs)
-        parents = sorted(set(parents_of))
-        if parents:
-            ids.update(r[0] for r in await fetch(c, self._sql.parents, (parents,)))
+        parents = set(parents_of)
+        unknown = sorted(run_id for run_id in parents if run_id not in self._parents)
+        ids.update(p for run_id in parents if (p := self._parents.get(run_id)) is not None)
+        if unknown:
+            ids.update(r[0] for r in await fetch(c, self._sql.parents, (unknown,)))
         if len(ids) > 1 or parents:
             await c.execute(self._sql.lock_runs, (sorted(ids),))
+
+    def _remember_parents(self, recs: Iterable[RunRecord]) -> None:
+        """Keep the parents of runs this process claims: a run's parent never changes,
+        and knowing it saves the lookup when the run's checkpoint must lock it."""
+        if len(self._parents) > _PARENTS_KEPT:
+            self._parents.clear()
+        for rec in recs:
+            self._parents[rec.id] = rec.parent_id
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -352,37 +365,39 @@ class PostgresBackend(Backend):
             return []
         where: tuple[Any, ...] = (now, now, list(workflows), version, version)
         # Only given queues cost a condition: most workers serve every queue.
-        any_due, claim_due = self._sql.any_due, self._sql.claim
+        claim_due = self._sql.claim
         if queues is not None:
             where += (list(queues),)
-            any_due, claim_due = self._sql.any_due_on, self._sql.claim_on
-        # Look before opening a transaction: most polls find nothing.
-        if not await self._db.rows(any_due, where):
+            claim_due = self._sql.claim_on
+        # The claim is one statement, so one round trip and its own transaction (SKIP
+        # LOCKED: runs another worker is claiming, or a writer holds, are left to it,
+        # and it never waits on anyone). An empty poll writes nothing. A connection
+        # lost meanwhile leaves unknown whether it took: the lease then just expires.
+        rows = await self._db.write(claim_due, (*where, limit, owner, lease_until, now, now))
+        recs = []
+        for rec in map(run_from_row, rows):
+            # Recovered once more than allowed (the claim counted it): a dead letter.
+            if max_recoveries is not None and rec.recoveries > max_recoveries:
+                await self._db.transact(functools.partial(self._dead_letter, rec, now))
+            else:
+                recs.append(rec)
+        if not recs:
             return []
+        self._remember_parents(recs)
+        recs.sort(key=lambda r: (r.wake_at or 0.0, r.created_at, r.id))
+        # Read after the claim, so it sees every message counted in the mailboxes just
+        # read (a delivery that committed while the claim ran).
+        due: dict[str, list[InboxItem]] = defaultdict(list)
+        for r in await self._db.rows(self._sql.due_many, ([rec.id for rec in recs], now)):
+            due[r[1]].append(item_from_row(r))
+        return [Claim(rec, rec.lease_token, due[rec.id]) for rec in recs]
 
-        async def claim(c: Conn) -> list[Claim]:
-            # SKIP LOCKED: runs another worker is claiming (or a writer holds) are left
-            # to it, and this claim never waits on anyone.
-            rows = await fetch(c, claim_due, (*where, limit, owner, lease_until, now, now))
-            recs = []
-            for rec in map(run_from_row, rows):
-                # Recovered once more than allowed (the claim counted it): a dead letter.
-                if max_recoveries is not None and rec.recoveries > max_recoveries:
-                    error = dead_letter_error(rec.recoveries - 1)
-                    await self._finish(c, rec.id, RunStatus.DEAD_LETTER, None, error, now)
-                else:
-                    recs.append(rec)
-            if not recs:
-                return []
-            recs.sort(key=lambda r: (r.wake_at or 0.0, r.created_at, r.id))
-            # A separate statement, so it sees every message counted in the mailboxes
-            # just read (a delivery that committed while the claim waited for nothing).
-            due: dict[str, list[InboxItem]] = defaultdict(list)
-            for r in await fetch(c, self._sql.due_many, ([rec.id for rec in recs], now)):
-                due[r[1]].append(item_from_row(r))
-            return [Claim(rec, rec.lease_token, due[rec.id]) for rec in recs]
-
-        return await self._db.transact(claim)
+    async def _dead_letter(self, rec: RunRecord, now: float, c: Conn) -> None:
+        """End a run this worker just claimed (so holds the lease of) as a dead letter,
+        telling its parent: both locked in id order first, as every writer does."""
+        await self._lock_runs(c, [rec.id], [rec.id])
+        error = dead_letter_error(rec.recoveries - 1)
+        await self._finish(c, rec.id, RunStatus.DEAD_LETTER, None, error, now)
 
     async def admit_runs(self, queue: QueueLimits, now: float, limit: int = 100) -> list[str]:
         # Look first, without a lock: most calls find nothing waiting.
@@ -514,8 +529,15 @@ class PostgresBackend(Backend):
             if cp.outcome in _FINISHED:
                 parents_of.add(cp.run_id)
 
+        # A run alone, without a parent to tell, is locked by its fence, the first
+        # statement that writes it: nothing to lock ahead.
+        alone = len(runs) == 1 and all(
+            run_id in self._parents and self._parents[run_id] is None for run_id in parents_of
+        )
+
         async def write(c: Conn) -> list[CheckpointResult]:
-            await self._lock_runs(c, runs, parents_of)
+            if not alone:
+                await self._lock_runs(c, runs, parents_of)
             return await self._apply_batch(c, batch)
 
         async def write_one_by_one(c: Conn) -> list[CheckpointResult]:
@@ -721,6 +743,11 @@ class PostgresBackend(Backend):
                 raise RunNotFound(run_id)
             if rec.status not in change.expect:
                 return rec, False
+            if reclaims_dedup_key(rec, change):
+                assert rec.dedup_key is not None
+                holder = await fetch(c, self._sql.dedup_holder, (rec.queue, rec.dedup_key))
+                if holder:
+                    raise RunDeduplicated(rec.queue, rec.dedup_key, holder[0][0])
             sql = self._sql
             if change.fence:
                 await c.execute(sql.fence_off, (run_id,))

@@ -245,6 +245,14 @@ class Database:
                 await reconnect_pause(exc, attempt)
         raise AssertionError("unreachable")
 
+    async def write(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """One writing statement, a transaction of its own (the pool's connections
+        are in autocommit mode): one round trip. Not tried again if the connection
+        breaks, since whether it took is then unknown; the caller decides."""
+        state = await self.state()
+        async with state.pool.connection() as conn:
+            return await fetch(conn, sql, params)
+
 
 def advisory_key(name: str) -> int:
     """A key for pg_advisory_xact_lock (a bigint) standing for ``name``."""

@@ -64,10 +64,8 @@ class Statements:
             "AND (%s::text IS NULL OR version IS NULL OR version = %s::text)"
         )
         # Claims of every queue, and of some (the queues' list one parameter more).
-        self.any_due, self.claim = self._claims(due, returning)
-        self.any_due_on, self.claim_on = self._claims(
-            f"{due} AND queue = ANY(%s::text[])", returning
-        )
+        self.claim = self._claim(due, returning)
+        self.claim_on = self._claim(f"{due} AND queue = ANY(%s::text[])", returning)
         self.extend = (
             f"WITH held AS (SELECT r.id FROM {runs} r "
             "JOIN unnest(%s::text[], %s::bigint[]) AS l(id, token) ON r.id = l.id "
@@ -238,10 +236,9 @@ class Statements:
             "ON CONFLICT (run_id, key) DO UPDATE SET value = EXCLUDED.value"
         )
 
-    def _claims(self, due: str, returning: str) -> tuple[str, str]:
-        """Whether any run is due, and the claim of those that are."""
-        any_due = f"SELECT 1 FROM {self.runs} WHERE {due} LIMIT 1"
-        claim = (
+    def _claim(self, due: str, returning: str) -> str:
+        """The claim of the runs that are due, oldest wake-up first."""
+        return (
             f"WITH due AS (SELECT id FROM {self.runs} WHERE {due} "
             "ORDER BY wake_at, created_at, id LIMIT %s FOR UPDATE SKIP LOCKED) "
             f"UPDATE {self.runs} r SET owner = %s, lease_token = r.lease_token + 1, "
@@ -249,7 +246,6 @@ class Statements:
             "updated_at = %s, recoveries = r.recoveries + (r.owner IS NOT NULL)::int "
             f"FROM due WHERE r.id = due.id RETURNING {returning}"
         )
-        return any_due, claim
 
     def waiting(self, queue: QueueLimits) -> str:
         """The queue's next runs to admit: one text with ``per_key``, one without."""

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import random
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import parse_url
+from redis.exceptions import RedisError
 
 from ...errors import ConfigurationError, RunDeduplicated, RunNotFound
 from ...records import (
@@ -43,6 +46,9 @@ from .layout import (
     run_from_hash,
 )
 from .scripts import Args, Scripts
+
+log = logging.getLogger("perdure.backends.redis")
+_WAKE_READ_TIMEOUT = 1.0  # seconds a wake-up read waits before looking for a cancel
 
 DEFAULT_PREFIX = "perdure:"
 DEFAULT_MAX_CONNECTIONS = 16  # per event loop; ``max_connections`` in the URL
@@ -100,6 +106,33 @@ class RedisBackend(Backend):
 
     async def open(self) -> None:
         await self._state()
+
+    async def watch(self, wake: Callable[[], None]) -> None:
+        """Subscribe to the store's wake-up channel, on a connection of its own (the
+        scripts publish when they make work due now), and call ``wake`` at each
+        message; resubscribe with backoff when the connection drops, and wake then:
+        messages may have been missed."""
+        await self._state()  # the layout is checked before anything is awaited
+        delay = 0.5
+        while True:
+            client = Redis.from_url(self.client_url, decode_responses=False, protocol=2)
+            try:
+                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(self.keys.wake)
+                    delay = 0.5
+                    wake()
+                    while True:
+                        # redis-py can swallow a cancel that lands while it connects:
+                        # look for one after every wait, and wait a bounded time.
+                        _raise_if_cancelled()
+                        if await pubsub.get_message(timeout=_WAKE_READ_TIMEOUT) is not None:
+                            wake()
+            except (RedisError, OSError) as exc:
+                log.info("listening for wake-ups failed (%s); polling meanwhile", exc)
+            finally:
+                await client.aclose()
+            await asyncio.sleep(delay + random.random() * delay)
+            delay = min(delay * 2, 10.0)
 
     async def _state(self) -> _LoopState:
         """This loop's client, connected (and the store's layout checked) on first use."""
@@ -336,6 +369,10 @@ class RedisBackend(Backend):
         if reply == -1:
             raise RunNotFound(change.run_id)
         applied, fields = reply
+        if applied == -2:
+            rec = await self.get_run(change.run_id)
+            assert rec is not None and rec.dedup_key is not None
+            raise RunDeduplicated(rec.queue, rec.dedup_key, fields.decode())
         return run_from_hash(change.run_id, as_mapping(fields)), bool(applied)
 
     async def purge_runs(
@@ -437,6 +474,13 @@ def _matches(rec: RunRecord, f: RunFilter) -> bool:
         and (f.created_after is None or rec.created_at >= f.created_after)
         and (f.created_before is None or rec.created_at < f.created_before)
     )
+
+
+def _raise_if_cancelled() -> None:
+    """Raise the cancel of the current task that a library caught and dropped."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _newest_first(

@@ -25,6 +25,7 @@ class Keys:
         self.prefix = prefix
         self.layout = f"{prefix}layout"
         self.all_runs = f"{prefix}idx:all"
+        self.wake = f"{prefix}wake"  # the pub/sub channel of wake-ups (lib.lua)
 
     def run(self, run_id: str) -> str:
         return f"{self.prefix}run:{run_id}"

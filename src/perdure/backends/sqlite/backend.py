@@ -55,6 +55,7 @@ from ..rules import (
     item_from_row,
     new_run_values,
     pick_admissions,
+    reclaims_dedup_key,
     run_from_row,
     waiting_runs_params,
     waiting_runs_sql,
@@ -279,18 +280,24 @@ class SQLiteBackend(Backend):
     async def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
         return await self._transaction(lambda c: self._create(c, run))
 
+    @staticmethod
+    def _refuse_taken_dedup_key(c: sqlite3.Connection, queue: str, dedup_key: str | None) -> None:
+        """Raise RunDeduplicated if an unfinished run of ``queue`` holds ``dedup_key``."""
+        assert dedup_key is not None
+        holder = c.execute(
+            "SELECT id FROM perdure_runs WHERE queue = ? AND dedup_key = ? "
+            f"AND status IN {UNFINISHED_SQL}",
+            (queue, dedup_key),
+        ).fetchone()
+        if holder is not None:
+            raise RunDeduplicated(queue, dedup_key, holder[0])
+
     def _create(self, c: sqlite3.Connection, run: NewRun) -> tuple[RunRecord, bool]:
         start = run.start_at if run.start_at is not None else run.created_at
         if run.dedup_key is not None and self._get(c, run.id) is None:
             # Checked here, under the write lock: OR IGNORE would also swallow a
             # breach of the dedup index.
-            holder = c.execute(
-                "SELECT id FROM perdure_runs WHERE queue = ? AND dedup_key = ? "
-                f"AND status IN {UNFINISHED_SQL}",
-                (run.queue, run.dedup_key),
-            ).fetchone()
-            if holder is not None:
-                raise RunDeduplicated(run.queue, run.dedup_key, holder[0])
+            self._refuse_taken_dedup_key(c, run.queue, run.dedup_key)
         cur = c.execute(
             f"INSERT OR IGNORE INTO perdure_runs (status, {NEW_RUN_COLUMNS}) "
             "VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -574,6 +581,8 @@ class SQLiteBackend(Backend):
             raise RunNotFound(change.run_id)
         if rec.status not in change.expect:
             return rec, False
+        if reclaims_dedup_key(rec, change):
+            self._refuse_taken_dedup_key(c, rec.queue, rec.dedup_key)
         run_id = change.run_id
         if change.fence:
             c.execute(

@@ -68,4 +68,5 @@ for _, run_id in ipairs(picked) do
     place(run_id)
     requeue(run_id)
 end
+if #picked > 0 then wake_workers() end
 return picked

@@ -1,7 +1,9 @@
 -- change_run: an operator's change (records.RunChange). Arguments run id, now, count +
 -- the statuses expected, the new status, fence (1/0), truncate_from?, count + the
--- entries to append (seq assigned here), error?, count + inbox items, wake (1/0). Returns -1 if the run does not exist, else
--- {applied (1/0), the run's fields}.
+-- entries to append (seq assigned here), error?, count + inbox items, wake (1/0). Returns
+-- -1 if the run does not exist; {-2, the holder's id} if it would come back (from an
+-- end) to a dedup key an unfinished run of its queue holds; else {applied (1/0), the
+-- run's fields}.
 local run_id, now = arg(), arg()
 local expect = {}
 for _ = 1, num() do expect[arg()] = true end
@@ -14,10 +16,14 @@ for _ = 1, num() do table.insert(items, read_item()) end
 local wake = arg() == '1'
 
 local key = run_key(run_id)
-local old, journal_len, created_at, ready_at = unpack(redis.call(
-    'HMGET', key, 'status', 'journal_len', 'created_at', 'ready_at'))
+local old, journal_len, created_at, ready_at, queue, dedup_key = unpack(redis.call(
+    'HMGET', key, 'status', 'journal_len', 'created_at', 'ready_at', 'queue', 'dedup_key'))
 if not old then return -1 end
 if not expect[old] then return {0, redis.call('HGETALL', key)} end
+if dedup_key and not UNFINISHED[old] and UNFINISHED[status] then
+    local holder = dedup_holder(queue, dedup_key)
+    if holder then return {-2, holder} end
+end
 
 if fence then
     -- A new token and no owner: the worker that held the run can write nothing more.
@@ -54,5 +60,6 @@ else
     if wake and not ready_at then redis.call('HSET', key, 'wake_at', now) end
     requeue(run_id)
     place(run_id)
+    if wake then wake_workers() end
 end
 return {1, redis.call('HGETALL', key)}

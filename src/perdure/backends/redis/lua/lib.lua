@@ -107,6 +107,16 @@ local function list_lane(workflow, version, queue)
     if queue ~= DEFAULT_QUEUE then redis.call('SADD', queues_key(workflow), queue) end
 end
 -- Puts a run in its lane as due at score (a wake_at) or leased until it (a lease_until).
+-- Tells watching workers (Backend.watch) that work may be due now, once per script:
+-- a hint that saves them a poll interval; missing it costs only that interval.
+local woken = false
+local function wake_workers()
+    if not woken then
+        redis.call('PUBLISH', P .. 'wake', '')
+        woken = true
+    end
+end
+
 local function add_due(run_id, workflow, version, queue, score)
     redis.call('ZADD', due_key(workflow, version, queue), score, run_id)
     list_lane(workflow, version, queue)
@@ -299,6 +309,7 @@ local function create_run(run)
     hset_all(journal_key(run.id), run.journal)
     hset_all(events_key(run.id), run.events)
     if run.deadline then add_item(run.deadline) end
+    if not run.queued then wake_workers() end
     return true
 end
 
@@ -372,7 +383,10 @@ deliver = function(item, now, cancel_error)
         local wake = earlier(wake_at, visible)
         if wake ~= wake_at then
             redis.call('HSET', key, 'wake_at', wake)
-            if not owner then add_due(run_id, workflow, version, queue, wake) end
+            if not owner then
+                add_due(run_id, workflow, version, queue, wake)
+                wake_workers()
+            end
         end
     end
     return true

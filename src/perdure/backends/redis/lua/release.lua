@@ -8,4 +8,5 @@ redis.call('HDEL', key, 'owner', 'lease_until')
 redis.call('HSET', key, 'updated_at', now)
 set_or_clear(key, 'wake_at', not TERMINAL[status] and now)
 requeue(run_id)
+if not TERMINAL[status] then wake_workers() end
 return 1
