@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import signal
 import threading
 import uuid
@@ -22,7 +23,7 @@ from .errors import ConfigurationError, RegistrationError, RunConflict, RunExist
 from .hub import Hub
 from .operations import default_actor
 from .portal import Portal
-from .queues import Queue, Queues, Rate, check_name, check_priority
+from .queues import ROUTED_STEP_PREFIX, Queue, Queues, Rate, check_name, check_priority
 from .records import DEFAULT_QUEUE, IdPolicy, NewRun, RunFilter, RunRecord, RunStatus
 from .replayer import ReplayResult
 from .retry import Retry, seconds
@@ -241,6 +242,35 @@ class App:
         from .statemachine import StateMachine
 
         return StateMachine(self, name, statuses, record=record, **options)
+
+    def definitions(self) -> list[dict[str, Any]]:
+        """What the app can run, as JSON-ready data, one entry per definition: a
+        code-first workflow (``kind`` "workflow": name, queue, timeout, parameters),
+        a DAG (``kind`` "dag": its ``describe()``) or a state machine (``kind``
+        "state_machine": its ``describe()``)."""
+        from .dag import Dag
+
+        found: list[dict[str, Any]] = []
+        seen: set[int] = set()
+        for wf in self.workflows.values():
+            source = wf.definition
+            if source is not None:
+                if id(source) not in seen:
+                    seen.add(id(source))
+                    kind = "dag" if isinstance(source, Dag) else "state_machine"
+                    found.append({"kind": kind, **source.describe()})
+            elif not wf.name.startswith(ROUTED_STEP_PREFIX):  # a step's, not the user's
+                params = list(inspect.signature(wf.fn).parameters)
+                found.append(
+                    {
+                        "kind": "workflow",
+                        "name": wf.name,
+                        "queue": wf.queue,
+                        "timeout": wf.timeout,
+                        "parameters": params,
+                    }
+                )
+        return found
 
     def workflow_names(self) -> list[str]:
         return list(self.workflows)

@@ -126,6 +126,37 @@ async def _workers(app: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _definitions(app: Any, args: argparse.Namespace) -> int:
+    import json
+
+    if args.mermaid is not None:
+        wf = app.workflows.get(args.mermaid)
+        if wf is None or wf.definition is None:
+            graphs = sorted(d["name"] for d in app.definitions() if d["kind"] != "workflow")
+            print(
+                f"perdure: {args.mermaid!r} is not a DAG or a state machine of this app "
+                f"(those are: {', '.join(graphs) or 'none'}); a code-first workflow's "
+                "graph is the steps a run executed: see `perdure show RUN_ID`",
+                file=sys.stderr,
+            )
+            return 2
+        print(wf.definition.mermaid())
+        return 0
+    definitions = app.definitions()
+    if args.json:
+        print(json.dumps(definitions, indent=2))
+        return 0
+    for d in definitions:
+        if d["kind"] == "dag":
+            shape = f"{len(d['tasks'])} tasks"
+        elif d["kind"] == "state_machine":
+            shape = f"{len(d['statuses'])} statuses"
+        else:
+            shape = f"({', '.join(d['parameters'])})"
+        print(f"{d['name']}  {d['kind']}  {shape}")
+    return 0
+
+
 async def _show(app: Any, args: argparse.Namespace) -> int:
     info = await app.get_run(args.run_id)
     print(f"run {info.id}: {info.workflow}, {info.status.value}")
@@ -191,6 +222,7 @@ _COMMANDS: dict[str, Any] = {
     "workers": _workers,
     "migrate": _migrate,
     "show": _show,
+    "definitions": _definitions,
     "retry": _action,
     "pause": _action,
     "resume": _action,
@@ -264,6 +296,11 @@ def _add_run_commands(sub: Any) -> None:
     runs.add_argument("--queue", help="runs on this queue")
     runs.add_argument("--limit", type=int, default=50)
     command("show", "a run and its journal").add_argument("run_id")
+    definitions = command(
+        "definitions", "the workflows, DAGs and state machines of an app", needs_app=True
+    )
+    definitions.add_argument("--json", action="store_true", help="print them as JSON")
+    definitions.add_argument("--mermaid", metavar="NAME", help="draw a DAG or state machine")
     command("workers", "the workers alive on the database")
     command("migrate", "create or upgrade perdure's tables (also done on first use)")
     for name, text in (

@@ -58,6 +58,7 @@ class Dag:
         self._workflow: WorkflowFunction[..., Any] = WorkflowFunction(
             self._body, name=name, timeout=timeout, queue=self.queue
         )
+        self._workflow.definition = self
         app._register(app.workflows, name, self._workflow, "workflow")
 
     def __repr__(self) -> str:

@@ -499,6 +499,7 @@ class StateMachine:
             "return": self.record_type,
         }
         wf: WorkflowFunction[..., Any] = WorkflowFunction(run_machine, name=self.name, timeout=None)
+        wf.definition = self
         self.app._register(self.app.workflows, self.name, wf, "workflow")
         return wf
 
@@ -542,6 +543,7 @@ class StateMachine:
         wf: WorkflowFunction[..., Any] = WorkflowFunction(
             auto_resume, name=f"{self.name}.auto_resume", timeout=None
         )
+        wf.definition = self  # a part of the machine, not a definition of its own
         self.app._register(self.app.workflows, wf.name, wf, "workflow")
         return wf
 

@@ -91,6 +91,8 @@ class WorkflowFunction(Generic[P, R]):
         self.name = name
         self.timeout = seconds(timeout)
         self.queue = queue  # where its runs go unless a start names another
+        # The DAG or state machine it was compiled from (with ``describe()``), if any.
+        self.definition: Any = None
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
