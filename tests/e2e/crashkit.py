@@ -3,7 +3,8 @@ the crash tests.
 
 :class:`Cluster` starts ``perdure worker tests.e2e.crashapp:app`` subprocesses, kills,
 stops and resumes them, and reads what they left behind: the side-effect log the
-steps write (see ``crashapp``) and the database file itself.
+steps write (see ``crashapp``) and the store, through the backend contract, so that
+every check means the same on each backend several processes can share.
 """
 
 from __future__ import annotations
@@ -11,22 +12,21 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import crashapp
 
 import perdure
-from perdure.records import EntryKind
+from perdure.records import EntryKind, InboxKind, RunFilter, RunRecord, RunStatus
 
 REPO = Path(__file__).resolve().parents[2]
 APP_SPEC = "tests.e2e.crashapp:app"
+FAR_OFF = 10 * 365 * 86400.0  # seconds: beyond any timer these tests set
 
 
 def perdure_command() -> list[str]:
@@ -164,19 +164,54 @@ class Cluster:
         code = worker.proc.poll()
         assert code is None, f"worker {worker.pid} exited ({code}):\n{self.output_of(worker)}"
 
-    # -- what is on disk ------------------------------------------------------------------
+    # -- what they left behind ------------------------------------------------------------
 
     def log(self) -> list[Line]:
         return read_log(self.directory)
 
-    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        """Read the SQLite file directly, as an operator with sqlite3 would."""
-        assert self.url.startswith("sqlite"), "query() reads SQLite files only"
-        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
-        try:
-            return conn.execute(sql, args).fetchall()
-        finally:
-            conn.close()
+    async def runs(self, workflow: str | None = None) -> list[RunRecord]:
+        """Every run (of ``workflow``) as the store holds it, lease owner and wake time
+        included, which the public ``RunInfo`` leaves out."""
+        await self.app.open()
+        found: list[RunRecord] = []
+        cursor: str | None = None
+        while True:
+            page = await self.app.backend.list_runs(RunFilter(workflow=workflow), 1000, cursor)
+            found.extend(page.runs)
+            if page.cursor is None:
+                return found
+            cursor = page.cursor
+
+    async def record(self, run_id: str) -> RunRecord:
+        """One run as the store holds it."""
+        await self.app.open()
+        record = await self.app.backend.get_run(run_id)
+        assert record is not None, f"no run {run_id!r}"
+        return record
+
+    async def owned(self) -> int:
+        """How many runs a worker holds a lease on (live or expired)."""
+        return sum(record.owner is not None for record in await self.runs())
+
+    async def asleep(self, workflow: str | None = None) -> int:
+        """Runs parked on a durable timer with no worker holding them: running, no
+        owner, and due at a time still to come (these workflows wait for no other
+        time; a run handed back with work to do is due at once)."""
+        now = time.time()
+        return sum(
+            record.status is RunStatus.RUNNING
+            and record.owner is None
+            and record.wake_at is not None
+            and record.wake_at > now
+            for record in await self.runs(workflow)
+        )
+
+    async def timers(self, run_id: str) -> list[float]:
+        """The deadlines of the run's durable timers that have not fired (been consumed)
+        yet, however far off."""
+        await self.app.open()
+        inbox = await self.app.backend.read_inbox(run_id, time.time() + FAR_OFF)
+        return [item.visible_at for item in inbox if item.kind is InboxKind.TIMER]
 
     def gate(self, name: str) -> None:
         (self.directory / name).touch()

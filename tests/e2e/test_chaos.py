@@ -25,10 +25,9 @@ import pytest
 from crashkit import Cluster, Line, eventually, starts
 
 import perdure
-from stores import BACKENDS
+from stores import BACKENDS, SHARED
 
 SERVERS = [name for name in BACKENDS if name in ("postgres", "mysql", "redis")]
-SHARED = [name for name in BACKENDS if name != "memory"]  # many processes, one store
 RESTARTS = {
     "postgres": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main restart",
     # Shut down, wait for the server process to be gone (a new one started before

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from crashkit import Cluster, Line, eventually, starts
 
-from stores import BACKENDS
+from stores import SHARED
 
-SHARED = [name for name in BACKENDS if name != "memory"]
 pytestmark = pytest.mark.parametrize("backend_name", SHARED)
 
 

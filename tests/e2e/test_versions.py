@@ -11,10 +11,9 @@ import pytest
 
 import perdure
 from perdure.worker import registry
-from stores import BACKENDS
+from stores import SHARED
 
 # Two deploys need a database they share: memory:// lives in one App.
-SHARED = [name for name in BACKENDS if name != "memory"]
 
 
 def deploy(make_app: Callable[..., perdure.App], version: str | None, greeting: str) -> perdure.App:

@@ -21,6 +21,8 @@ BACKENDS = [
     for name in os.environ.get("PERDURE_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",")
     if name.strip()
 ]
+# The backends several processes can share: the in-memory one lives in one process.
+SHARED = [name for name in BACKENDS if name != "memory"]
 
 
 def unavailable(reason: str) -> None:
