@@ -130,16 +130,59 @@ async def resume(app: App, run_id: str, by: str, reason: str) -> bool:
 def rewind_point(rec: RunRecord, journal: list[JournalEntry]) -> int:
     """Where a retried run goes on from: the failure or cancellation that ended it.
     Everything recorded before it is kept (those steps do not run again); what the
-    code did after it, reacting to it, is forgotten."""
+    code did after it, reacting to it, is forgotten (but see ``_kept_after``)."""
     if rec.status is RunStatus.FAILED:
         for entry in reversed(journal):
-            if entry.failed and entry.kind in (EntryKind.STEP, EntryKind.CHILD):
+            if entry.failed and entry.kind is EntryKind.STEP:
+                return _first_of_its_failures(journal, entry.seq)
+            if entry.failed and entry.kind is EntryKind.CHILD:
                 return entry.seq
     elif rec.status is RunStatus.CANCELLED:
         for entry in reversed(journal):
             if entry.kind is EntryKind.CANCEL:
                 return entry.seq
     return len(journal)
+
+
+def _positions_taken(entry: JournalEntry) -> int | None:
+    """How many positions the code had taken when this step failed for good (before
+    it heard of the failure); None for entries recorded without it."""
+    if entry.kind is not EntryKind.STEP or not entry.failed or not entry.detail:
+        return None
+    taken = json.loads(entry.detail.partition(b"\n")[0] or b"{}").get("taken")
+    return taken if isinstance(taken, int) else None
+
+
+def _first_of_its_failures(journal: list[JournalEntry], seq: int) -> int:
+    """The step failures that ended a run together are the last one and those before
+    it that happened while it was already running (its position was taken before the
+    code heard of them): steps run side by side that failed one after the other. The
+    rewind goes back to the first, so that one retry brings them all back."""
+    first = seq
+    group = [journal[seq].pos]
+    for entry in reversed(journal[:seq]):
+        taken = _positions_taken(entry)
+        if entry.kind is EntryKind.STEP and entry.failed:
+            if taken is None or any(pos >= taken for pos in group):
+                break  # a failure the code heard of before the later ones began
+            first = entry.seq
+            group.append(entry.pos)
+    return first
+
+
+def _kept_after(journal: list[JournalEntry], point: int) -> list[JournalEntry]:
+    """What a retry keeps of the journal after its rewind point: the steps that were
+    already running when the first failure happened (their positions taken before the
+    code heard of it), which finished or failed after it. They were not a reaction to
+    the failure, so a finished one is not run again; a failed one is retried too."""
+    taken = _positions_taken(journal[point])
+    if taken is None:
+        return []
+    return [
+        e
+        for e in journal[point + 1 :]
+        if e.kind in (EntryKind.STEP, EntryKind.STEP_ATTEMPT) and 0 <= e.pos < taken
+    ]
 
 
 async def retry(app: App, run_id: str, by: str, reason: str, action: str = "retry") -> bool:
@@ -167,10 +210,17 @@ async def retry(app: App, run_id: str, by: str, reason: str, action: str = "retr
     failed = journal[point] if point < len(journal) else None
     child: str | None = None
     if failed is not None and failed.kind is EntryKind.STEP:
-        # Kept as an attempt, so attempt numbers go on; a retry item starts the next.
-        entries.insert(0, replace(failed, kind=EntryKind.STEP_ATTEMPT))
-        key = f"retry:{rec.generation}:{failed.pos}:{failed.attempt}"
-        inbox.append(NewInboxItem(run_id, InboxKind.RETRY, now, pos=failed.pos, key=key))
+        kept: list[JournalEntry] = []
+        for entry in (failed, *_kept_after(journal, point)):
+            if entry.kind is EntryKind.STEP and entry.failed:
+                # Kept as an attempt, so attempt numbers go on; a retry item starts
+                # the next.
+                kept.append(replace(entry, kind=EntryKind.STEP_ATTEMPT))
+                key = f"retry:{rec.generation}:{entry.pos}:{entry.attempt}"
+                inbox.append(NewInboxItem(run_id, InboxKind.RETRY, now, pos=entry.pos, key=key))
+            else:
+                kept.append(entry)
+        entries[:0] = kept
     elif failed is not None and failed.kind is EntryKind.CHILD:
         started = next(
             e for e in journal if e.pos == failed.pos and e.kind is EntryKind.CHILD_STARTED

@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import dagapp
 import pytest
-from crashkit import REPO, eventually, perdure_command
+from crashkit import eventually
 
 import perdure
 from perdure.dag import Dag
-from stores import BACKENDS
 
 FAST = perdure.Retry(max_attempts=3, initial_interval=0.01, backoff=1.0)
 
@@ -443,16 +439,18 @@ async def test_a_failing_handler_is_named_too_and_its_own_handler_runs(app: perd
 # -- D7: retry from the failed task ----------------------------------------------------------
 
 
+async def task_is(app: perdure.App, run_id: str, task: str, status: str) -> bool:
+    """Whether the run's step for ``task`` (of the ``orders`` DAG) has ``status``."""
+    steps = await app.handle(run_id).steps()
+    return any(s.name == f"orders.{task}" and s.status == status for s in steps)
+
+
 async def test_retrying_a_failed_dag_run_does_not_run_finished_tasks_again(
     app: perdure.App,
 ) -> None:
     orders = app.dag("orders")
     calls: Counter[str] = Counter()
     broken = True
-
-    async def reserve_recorded(run_id: str) -> bool:
-        steps = await app.handle(run_id).steps()
-        return any(s.name == "orders.reserve" and s.status == "completed" for s in steps)
 
     @orders.task()
     async def validate(order: int) -> int:
@@ -469,7 +467,8 @@ async def test_retrying_a_failed_dag_run_does_not_run_finished_tasks_again(
         calls["charge"] += 1
         if broken:
             # Fail only once reserve's result is recorded: it finished before the failure.
-            await eventually(lambda: reserve_recorded(perdure.info().run_id), what="reserve")
+            run_id = perdure.info().run_id
+            await eventually(lambda: task_is(app, run_id, "reserve", "completed"), what="reserve")
             raise ConnectionError("payment provider unreachable")
         return f"charged {validate}"
 
@@ -488,6 +487,53 @@ async def test_retrying_a_failed_dag_run_does_not_run_finished_tasks_again(
         steps = {s.name: s for s in await handle.steps()}
     assert calls == {"validate": 1, "reserve": 1, "charge": 2, "ship": 1}
     assert [a.error is None for a in steps["orders.charge"].attempts] == [False, True]
+
+
+async def test_a_retry_keeps_tasks_that_were_running_when_another_failed(
+    app: perdure.App,
+) -> None:
+    # charge fails while pack and label still run; pack finishes after the failure and
+    # label fails after it: one retry brings charge and label back, and pack (done,
+    # though recorded after the failure) does not run again.
+    orders = app.dag("orders")
+    calls: Counter[str] = Counter()
+    broken = True
+
+    @orders.task()
+    async def charge(order: int) -> str:
+        calls["charge"] += 1
+        if broken:
+            raise perdure.NonRetryableError("card declined")
+        return "charged"
+
+    @orders.task()
+    async def pack(order: int) -> str:
+        calls["pack"] += 1
+        run_id = perdure.info().run_id
+        await eventually(lambda: task_is(app, run_id, "charge", "failed"), what="charge failed")
+        return "packed"
+
+    @orders.task()
+    async def label(order: int) -> str:
+        calls["label"] += 1
+        run_id = perdure.info().run_id
+        if broken:
+            await eventually(lambda: task_is(app, run_id, "pack", "completed"), what="pack done")
+            raise perdure.NonRetryableError("printer offline")
+        return "labelled"
+
+    @orders.task(after=[charge, pack, label])
+    async def ship(charge: str, pack: str, label: str) -> str:
+        return f"{charge}, {pack}, {label}"
+
+    async with app:
+        handle = await app.start(orders, 1)
+        with pytest.raises(perdure.RunFailed, match="task 'charge'"):
+            await handle.result(timeout=30)
+        broken = False
+        retried = await app.retry(handle.id)
+        assert await retried.result(timeout=30) == "charged, packed, labelled"
+    assert calls == {"charge": 2, "pack": 1, "label": 2}
 
 
 # -- definitions as data ---------------------------------------------------------------------
@@ -725,35 +771,6 @@ def test_yaml_without_pyyaml_names_the_extra(
 # -- D6: a worker process killed in the middle of a DAG ---------------------------------------
 
 
-@pytest.fixture(params=[name for name in ("sqlite", "postgres") if name in BACKENDS])
-def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'perdure.db'}"
-        return
-    from stores import postgres
-
-    url = postgres.make_url()
-    yield url
-    postgres.drop(url)
-
-
-@pytest.fixture
-async def client(shared_url: str) -> AsyncIterator[perdure.App]:
-    app = dagapp.build(shared_url)
-    yield app
-    await app.close()
-
-
-def spawn_worker(url: str, directory: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, DAGAPP_DIR=str(directory))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    env.pop("PERDURE_DATABASE_URL", None)
-    command = [*perdure_command(), "worker", "tests.e2e.dagapp:app", "--database", url]
-    options = ["--lease-ttl", "1", "--poll-interval", "0.05"]
-    out = (directory / "worker.out").open("ab")
-    return subprocess.Popen([*command, *options], cwd=REPO, env=env, stdout=out, stderr=out)
-
-
 @pytest.mark.slow
 async def test_a_worker_killed_mid_dag_leaves_finished_tasks_done(
     client: perdure.App, shared_url: str, tmp_path: Path
@@ -761,7 +778,7 @@ async def test_a_worker_killed_mid_dag_leaves_finished_tasks_done(
     """D6: validate and reserve are recorded, charge is running when the worker is
     killed (SIGKILL); the next worker runs charge again and then ship, and nothing else."""
     handle = await client.start("orders", {"amount": 12}, id="mid-dag")
-    first = spawn_worker(shared_url, tmp_path)
+    first = dagapp.spawn_worker(shared_url, tmp_path)
     workers = [first]
     try:
 
@@ -774,7 +791,7 @@ async def test_a_worker_killed_mid_dag_leaves_finished_tasks_done(
         first.kill()
         first.wait(timeout=10)
 
-        second = spawn_worker(shared_url, tmp_path)
+        second = dagapp.spawn_worker(shared_url, tmp_path)
         workers.append(second)
         (tmp_path / dagapp.GATE).touch()
         assert await handle.result(timeout=60) == "reserved 12, charged 12, shipped"

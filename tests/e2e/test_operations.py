@@ -104,6 +104,44 @@ async def test_b1_a_retried_step_gets_its_whole_attempt_budget_again(app: perdur
         assert tries == [1, 2, 3, 4]  # attempt numbers keep counting
 
 
+async def test_a_retry_keeps_a_step_that_finished_after_its_sibling_failed(
+    app: perdure.App,
+) -> None:
+    calls: Counter[str] = Counter()
+    broken = True
+
+    @app.step()
+    async def fragile() -> str:
+        calls["fragile"] += 1
+        if broken:
+            raise perdure.NonRetryableError("down")
+        return "up"
+
+    @app.step()
+    async def slow() -> str:
+        calls["slow"] += 1
+        handle = app.handle(perdure.info().run_id)
+        async with asyncio.timeout(30):  # finishes only once its sibling's failure is recorded
+            while not any(s.status == "failed" for s in await handle.steps()):
+                await asyncio.sleep(0.01)
+        return "done"
+
+    @app.workflow()
+    async def side_by_side() -> list[str]:
+        tasks = [asyncio.ensure_future(fragile()), asyncio.ensure_future(slow())]
+        await asyncio.wait(tasks)  # both, whatever happens to either
+        return [t.result() for t in tasks]
+
+    async with app:
+        handle = await app.start(side_by_side)
+        with pytest.raises(perdure.RunFailed, match="down"):
+            await handle.result(timeout=30)
+        assert [s.name for s in await handle.steps()] == ["fragile", "slow"]
+        broken = False
+        assert await (await app.retry(handle.id)).result(timeout=30) == ["up", "done"]
+    assert calls == {"fragile": 2, "slow": 1}
+
+
 async def test_retry_refuses_runs_that_have_not_ended_or_completed(app: perdure.App) -> None:
     @app.workflow()
     async def waits() -> str:

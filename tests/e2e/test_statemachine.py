@@ -7,9 +7,12 @@ import asyncio
 import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import dagapp
 import pydantic
 import pytest
+from crashkit import eventually
 
 import perdure
 from perdure.records import RunStatus
@@ -33,12 +36,6 @@ class Account(pydantic.BaseModel):
 @dataclass
 class Payment:
     cents: int
-
-
-async def eventually(check, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.01)
 
 
 def signup_machine(app: perdure.App) -> perdure.StateMachine:
@@ -598,3 +595,35 @@ def test_bad_definitions_are_refused_with_what_to_do(app: perdure.App) -> None:
         t.step(Status.DONE, to=[Status.REJECTED])(fn)
     with pytest.raises(bad, match="start status CREATED is declared terminal"):
         app.state_machine("t2", Status, terminal=[Status.CREATED]).describe()
+
+
+# -- a worker process killed in the middle of a machine ---------------------------------------
+
+
+@pytest.mark.slow
+async def test_a_worker_killed_mid_machine_goes_on_in_the_status_it_was_in(
+    client: perdure.App, shared_url: str, tmp_path: Path
+) -> None:
+    """verify is recorded and activate is running when the worker is killed (SIGKILL):
+    the next worker runs activate again, and verify not at all."""
+    machine = client.workflows["signup"].definition
+    handle = await machine.trigger("ann", {"name": "ann"})
+    first = dagapp.spawn_worker(shared_url, tmp_path)
+    workers = [first]
+    try:
+        await eventually(lambda: ("activate", first.pid) in dagapp.ran(tmp_path), what="activate")
+        first.kill()
+        first.wait(timeout=10)
+        second = dagapp.spawn_worker(shared_url, tmp_path)
+        workers.append(second)
+        (tmp_path / dagapp.ACTIVATE_GATE).touch()
+        final = await handle.result(timeout=60)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait(timeout=10)
+    assert final == {"name": "ann", "verified": "yes", "active": "yes"}
+    ran = dagapp.ran(tmp_path)
+    assert [pid for task, pid in ran if task == "verify"] == [first.pid]
+    assert [pid for task, pid in ran if task == "activate"] == [first.pid, second.pid]

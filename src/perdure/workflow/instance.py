@@ -582,6 +582,10 @@ class WorkflowInstance:
             )
             return
         payload = error.to_bytes() if error is not None else value
+        if error is not None:
+            # The positions taken before the code hears of this failure: a retry of
+            # the run keeps what they record, since it was not a reaction to it.
+            detail = self._step_detail(op, started_at, taken=self._next_pos)
         entry = self._append(
             op.pos,
             EntryKind.STEP,
@@ -594,15 +598,21 @@ class WorkflowInstance:
         self._deliver(entry)
         self.loop.run_until_idle()
 
-    def _step_detail(self, op: Operation, started_at: float | None) -> bytes:
-        """When the attempt started, and the step's input (encoded once per step, as
-        any payload; a step may take values no codec can store, and then has none)."""
+    def _step_detail(
+        self, op: Operation, started_at: float | None, taken: int | None = None
+    ) -> bytes:
+        """When the attempt started (and, for a final failure, ``taken``: how many
+        positions the code had taken), then the step's input (encoded once per step,
+        as any payload; a step may take values no codec can store, and then has none)."""
         if op.input is None:
             try:
                 op.input = self.payloads.encode({"args": list(op.args), "kwargs": op.kwargs})
             except (SerializationError, TypeError, ValueError):
                 op.input = b""
-        header = json.dumps({"started": started_at}).encode()
+        fields: dict[str, Any] = {"started": started_at}
+        if taken is not None:
+            fields["taken"] = taken
+        header = json.dumps(fields).encode()
         return header + b"\n" + op.input
 
     def accept(self, item: InboxItem) -> bool:
