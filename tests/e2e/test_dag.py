@@ -536,6 +536,55 @@ async def test_a_retry_keeps_tasks_that_were_running_when_another_failed(
     assert calls == {"charge": 2, "pack": 1, "label": 2}
 
 
+async def test_dag_runs_are_paused_resumed_forked_and_cancelled_like_any_run(
+    app: perdure.App,
+) -> None:
+    orders = app.dag("orders")
+    calls: Counter[str] = Counter()
+    go = asyncio.Event()
+
+    @orders.task()
+    async def validate(order: int) -> int:
+        calls["validate"] += 1
+        return order
+
+    @orders.task(after=[validate])
+    async def pack(validate: int) -> str:
+        calls["pack"] += 1
+        await go.wait()
+        return f"packed {validate}"
+
+    @orders.task(after=[pack])
+    async def ship(pack: str) -> str:
+        calls["ship"] += 1
+        return f"{pack}, shipped"
+
+    async with app:
+        handle = await app.start(orders, 1)
+        await eventually(lambda: calls["pack"] == 1, what="pack to start")
+        assert await app.pause(handle.id, "hold the truck")
+        go.set()  # pack finishes while the run is paused: ship does not start
+        await eventually(lambda: task_is(app, handle.id, "pack", "completed"), what="pack")
+        assert (await handle.info()).status is perdure.RunStatus.PAUSED and calls["ship"] == 0
+        assert await app.resume(handle.id)
+        assert await handle.result(timeout=30) == "packed 1, shipped"
+
+        # A fork from ship's position reuses validate and pack, and runs ship again.
+        [ship_step] = [s for s in await handle.steps() if s.name == "orders.ship"]
+        forked = await app.fork(handle.id, from_step=ship_step.position)
+        assert await forked.result(timeout=30) == "packed 1, shipped"
+        assert calls == {"validate": 1, "pack": 1, "ship": 2}
+
+        go.clear()
+        stuck = await app.start(orders, 2)
+        await eventually(lambda: calls["pack"] == 2, what="the second pack to start")
+        await stuck.cancel("customer called")
+        with pytest.raises(perdure.RunCancelled):
+            await stuck.result(timeout=30)
+        go.set()
+    assert calls["ship"] == 2  # the cancelled run shipped nothing
+
+
 # -- definitions as data ---------------------------------------------------------------------
 
 

@@ -97,6 +97,22 @@ async def test_e1_the_machine_starts_like_any_workflow(app: perdure.App) -> None
         assert (await signup.get("spam", run.id)).status is Status.REJECTED
 
 
+async def test_a_machine_run_forks_from_a_status_step_like_any_run(app: perdure.App) -> None:
+    signup = signup_machine(app)
+    async with app:
+        run = await signup.trigger("user-7", Account(email="bo@example.com"))
+        await signup.await_status("user-7", run.id, Status.VERIFIED, timeout=30)
+        await signup.callback_for("user-7", Status.VERIFIED, Payment(500))
+        done = await run.result(timeout=30)
+        # From the welcome step on: verify and the payment are reused, welcome runs again.
+        [welcome] = [s for s in await run.steps() if s.name == "signup.CHARGED"]
+        forked = await app.fork(run.id, from_step=welcome.position)
+        assert await forked.result(timeout=30) == done
+        names = [s.name for s in await forked.steps()]
+        assert names.count("signup.CREATED") == 1 and names.count("signup.CHARGED") == 1
+        assert (await forked.info()).key == "user-7"
+
+
 async def test_e2_a_status_outside_to_fails_the_run_and_keeps_the_record(
     app: perdure.App,
 ) -> None:
