@@ -232,13 +232,16 @@ class RunDriver:
         if not self.results and not self.need_fetch:
             due = self._next_due()
             timeout = None if due is None else max(0.0, due - self.worker.clock.now())
-            try:
-                # Not wait_for: on 3.11 it may swallow a cancel that lands as the
-                # event is set (a shutdown would then wait on this run forever).
-                async with asyncio.timeout(timeout):
-                    await self.wakeup.wait()
-            except TimeoutError:
-                self.need_fetch = True
+            if timeout is None:  # nothing due: a wake-up brings the next thing to do
+                await self.wakeup.wait()
+            else:
+                try:
+                    # Not wait_for: on 3.11 it may swallow a cancel that lands as the
+                    # event is set (a shutdown would then wait on this run forever).
+                    async with asyncio.timeout(timeout):
+                        await self.wakeup.wait()
+                except TimeoutError:
+                    self.need_fetch = True
         self.wakeup.clear()
         if self.need_fetch:
             self.need_fetch = False
