@@ -302,7 +302,9 @@ async def fork(app: App, run_id: str, from_step: int, new_id: str, by: str) -> N
     if not isinstance(from_step, int) or from_step < 0:
         raise ValueError("from_step must be a position >= 0 (see the run's journal)")
     journal = forked_journal(await app.backend.read_journal(run_id), from_step)
-    events = tuple((e.name, e.payload or b"") for e in journal if e.kind is EntryKind.EVENT)
+    # Each event as it last was: a run may set one key again and again.
+    latest = {e.name: e.payload or b"" for e in journal if e.kind is EntryKind.EVENT}
+    events = tuple(latest.items())
     now = app.clock.now()
     origin = f"forked from {run_id!r} at position {from_step}"
     journal.append(replace(control_entry("fork", by, origin, now), seq=len(journal)))

@@ -157,7 +157,8 @@ class NewRun:
     parent_pos: int = -1
     timeout: float | None = None  # seconds from the first start; a DEADLINE item
     start_at: float | None = None  # delayed start (defaults to created_at)
-    # A fork starts with a journal and events taken from another run (seq from 0).
+    # A fork starts with a journal and events taken from another run (seq from 0;
+    # one value per event key).
     journal: tuple[JournalEntry, ...] = ()
     events: tuple[tuple[str, bytes], ...] = ()
     version: str | None = None  # only workers of this code version may run it

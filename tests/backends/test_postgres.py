@@ -617,3 +617,25 @@ async def test_connections_the_server_dropped_are_replaced_without_an_error(
         assert len(claims) == 5
     finally:
         await backend.close()
+
+
+async def test_a_start_whose_one_statement_try_took_unseen_is_still_created(url: str) -> None:
+    """A start alone is one autocommit statement; if its connection breaks, whether it
+    took is unknown, and the batched path that follows must tell a start that took
+    (created) from a run that held the id before (not created)."""
+    backend = PostgresBackend.from_url(url)
+    real_write = backend._db.write
+
+    async def write_then_break(sql: str, params: Any = ()) -> Any:
+        await real_write(sql, params)
+        raise psycopg.OperationalError("connection lost after the statement was sent")
+
+    try:
+        await backend.create_run(NewRun("held", "wf", b"1", NOW))
+        backend._db.write = write_then_break  # type: ignore[method-assign]
+        rec, created = await backend.create_run(NewRun("mine", "wf", b"2", NOW + 1))
+        assert created and rec.id == "mine" and rec.input == b"2"
+        rec, created = await backend.create_run(NewRun("held", "wf", b"3", NOW + 2))
+        assert not created and rec.input == b"1"
+    finally:
+        await backend.close()

@@ -46,6 +46,14 @@ class Statements:
             # Only the id: a breach of the dedup index is an error, told apart by name.
             f"ON CONFLICT (id) DO NOTHING RETURNING {RUN_COLUMNS}"
         )
+        # A start alone: the insert and the wake-up of other workers in one statement
+        # (pg_notify runs for the row inserted; it is sent when the statement commits).
+        self.insert_run_notify = (
+            f"WITH r AS (INSERT INTO {runs} (status, {NEW_RUN_COLUMNS}) "
+            "VALUES ('pending', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            f"ON CONFLICT (id) DO NOTHING RETURNING {RUN_COLUMNS}) "
+            "SELECT r.*, pg_notify(%s, '') FROM r"
+        )
         self.dedup_holder = (
             f"SELECT id FROM {runs} WHERE queue = %s AND dedup_key = %s "
             f"AND status IN {UNFINISHED_SQL}"
