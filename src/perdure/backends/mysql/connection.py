@@ -25,6 +25,7 @@ from asyncmy.errors import MySQLError
 from asyncmy.pool import Pool
 
 from ...errors import ConfigurationError
+from ..loops import close_on_their_loops
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -194,23 +195,7 @@ class Database:
     async def close(self) -> None:
         with self._lock:
             states, self._states = self._states, {}
-        try:
-            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            current = None
-        for loop, state in states.items():
-            if loop is current:
-                await state.close()
-            elif not loop.is_closed():
-                # Another thread's loop: its connections close there. Not waited for,
-                # since that loop may be blocked on this very call (a sync caller).
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._close_later, loop, state)
-
-    def _close_later(self, loop: asyncio.AbstractEventLoop, state: LoopState) -> None:
-        task = loop.create_task(state.close())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        await close_on_their_loops(states, self._closing)
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:

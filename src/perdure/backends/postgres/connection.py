@@ -4,7 +4,6 @@ transactions that survive deadlocks and lost connections, and LISTEN for wake-up
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import random
@@ -21,6 +20,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
+from ..loops import Backoff, close_on_their_loops
 from .queries import quote
 
 T = TypeVar("T")
@@ -167,13 +167,13 @@ class Database:
         at each notification; reconnect with backoff when it drops (and wake then:
         notifications may have been missed)."""
         await self.migrate()
-        delay = 0.5
+        backoff = Backoff()
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
                 try:
                     await conn.execute(channel_sql)
-                    delay = 0.5
+                    backoff.reset()
                     wake()
                     async for _ in conn.notifies():
                         wake()
@@ -181,29 +181,12 @@ class Database:
                     await conn.close()
             except psycopg.Error as exc:
                 log.info("listening for wake-ups failed (%s); polling meanwhile", exc)
-            await asyncio.sleep(delay + random.random() * delay)
-            delay = min(delay * 2, 10.0)
+            await backoff.pause()
 
     async def close(self) -> None:
         with self._lock:
             states, self._states = self._states, {}
-        try:
-            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            current = None
-        for loop, state in states.items():
-            if loop is current:
-                await state.close()
-            elif not loop.is_closed():
-                # Another thread's loop: its connections close there. Not waited for,
-                # since that loop may be blocked on this very call (a sync caller).
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._close_later, loop, state)
-
-    def _close_later(self, loop: asyncio.AbstractEventLoop, state: LoopState) -> None:
-        task = loop.create_task(state.close())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        await close_on_their_loops(states, self._closing)
 
     async def transact(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
         """Run ``fn`` as one transaction, again if PostgreSQL picks it as a deadlock

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ from ...records import (
     WorkerRecord,
 )
 from ..base import Backend, Feature
+from ..loops import Backoff, close_on_their_loops
 from ..rules import cancel_error, dead_letter_error, decode_cursor, encode_cursor
 from .layout import (
     LAYOUT_VERSION,
@@ -113,13 +112,13 @@ class RedisBackend(Backend):
         message; resubscribe with backoff when the connection drops, and wake then:
         messages may have been missed."""
         await self._state()  # the layout is checked before anything is awaited
-        delay = 0.5
+        backoff = Backoff()
         while True:
             client = Redis.from_url(self.client_url, decode_responses=False, protocol=2)
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self.keys.wake)
-                    delay = 0.5
+                    backoff.reset()
                     wake()
                     while True:
                         # redis-py can swallow a cancel that lands while it connects:
@@ -131,8 +130,7 @@ class RedisBackend(Backend):
                 log.info("listening for wake-ups failed (%s); polling meanwhile", exc)
             finally:
                 await client.aclose()
-            await asyncio.sleep(delay + random.random() * delay)
-            delay = min(delay * 2, 10.0)
+            await backoff.pause()
 
     async def _state(self) -> _LoopState:
         """This loop's client, connected (and the store's layout checked) on first use."""
@@ -186,23 +184,7 @@ class RedisBackend(Backend):
     async def close(self) -> None:
         with self._lock:
             states, self._states = self._states, {}
-        try:
-            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            current = None
-        for loop, state in states.items():
-            if loop is current:
-                await state.close()
-            elif not loop.is_closed():
-                # Another thread's loop: its connections close there. Not waited for,
-                # since that loop may be blocked on this very call (a sync caller).
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._close_later, loop, state)
-
-    def _close_later(self, loop: asyncio.AbstractEventLoop, state: _LoopState) -> None:
-        task = loop.create_task(state.close())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        await close_on_their_loops(states, self._closing)
 
     async def _call(self, script: str, args: Args) -> Any:
         state = await self._state()
