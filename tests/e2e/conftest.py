@@ -1,5 +1,7 @@
-"""Fixtures of the crash tests of the DAG and state-machine front-ends: a store that
-worker processes share (``shared_url``) and an app of ``dagapp`` on it (``client``)."""
+"""Fixtures of the tests that run real worker processes: ``cluster`` (workers of
+``crashapp`` on the test's store), and for the DAG and state-machine front-ends a
+store that worker processes share (``shared_url``) with an app of ``dagapp`` on it
+(``client``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 
 import dagapp
 import pytest
+from crashkit import Cluster
 
 import perdure
 from stores import BACKENDS
@@ -30,3 +33,10 @@ async def client(shared_url: str) -> AsyncIterator[perdure.App]:
     app = dagapp.build(shared_url)
     yield app
     await app.close()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, url: str) -> AsyncIterator[Cluster]:
+    procs = Cluster(tmp_path, url)
+    yield procs
+    await procs.close()

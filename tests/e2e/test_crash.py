@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from crashkit import Cluster, Line, starts
@@ -36,13 +34,6 @@ def expected(seed: int) -> int:
 
 
 pytestmark = pytest.mark.parametrize("backend_name", SHARED)
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, url: str) -> AsyncIterator[Cluster]:
-    procs = Cluster(tmp_path, url)
-    yield procs
-    await procs.close()
 
 
 async def unfinished(cluster: Cluster) -> int:

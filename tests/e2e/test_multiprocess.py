@@ -14,8 +14,6 @@ import signal
 import subprocess
 import sys
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from crashkit import REPO, Cluster, Line, child_env, eventually, starts
@@ -25,13 +23,6 @@ from perdure.records import EntryKind
 from stores import SHARED
 
 pytestmark = pytest.mark.parametrize("backend_name", SHARED)
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, url: str) -> AsyncIterator[Cluster]:
-    procs = Cluster(tmp_path, url)
-    yield procs
-    await procs.close()
 
 
 async def test_killed_after_b_is_recorded_resumes_at_c(cluster: Cluster) -> None:

@@ -3,22 +3,12 @@ hold during recovery"), on every backend several processes can share."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from crashkit import Cluster, Line, eventually, starts
 
 from stores import SHARED
 
 pytestmark = pytest.mark.parametrize("backend_name", SHARED)
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, url: str) -> AsyncIterator[Cluster]:
-    procs = Cluster(tmp_path, url)
-    yield procs
-    await procs.close()
 
 
 def spans(lines: list[Line], step: str, cut_at: dict[int, float]) -> list[tuple[str, float, float]]:
