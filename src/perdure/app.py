@@ -248,8 +248,6 @@ class App:
         code-first workflow (``kind`` "workflow": name, queue, timeout, parameters),
         a DAG (``kind`` "dag": its ``describe()``) or a state machine (``kind``
         "state_machine": its ``describe()``)."""
-        from .dag import Dag
-
         found: list[dict[str, Any]] = []
         seen: set[int] = set()
         for wf in self.workflows.values():
@@ -257,8 +255,7 @@ class App:
             if source is not None:
                 if id(source) not in seen:
                     seen.add(id(source))
-                    kind = "dag" if isinstance(source, Dag) else "state_machine"
-                    found.append({"kind": kind, **source.describe()})
+                    found.append({"kind": source.kind, **source.describe()})
             elif not wf.name.startswith(ROUTED_STEP_PREFIX):  # a step's, not the user's
                 params = list(inspect.signature(wf.fn).parameters)
                 found.append(

@@ -40,6 +40,8 @@ class Dag:
     ends the DAG, or ``{name: result}`` when several do.
     """
 
+    kind = "dag"  # in app.definitions()
+
     def __init__(
         self,
         app: App,

@@ -79,6 +79,8 @@ class StateMachine:
     this long), ``scrub`` (``delete_data``'s function from record to record).
     """
 
+    kind = "state_machine"  # in app.definitions()
+
     def __init__(
         self,
         app: App,

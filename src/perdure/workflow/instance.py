@@ -559,7 +559,10 @@ class WorkflowInstance:
             )
         self.loop.set_time(at)
         self._consumed.extend(consumed)
-        detail = self._step_detail(op, started_at)
+        final_failure = error is not None and retry_at is None
+        # For a final failure, the positions taken before the code hears of it: a
+        # retry of the run keeps what they record, since it was not a reaction to it.
+        detail = self._step_detail(op, started_at, self._next_pos if final_failure else None)
         if error is not None and retry_at is not None:
             self._append(
                 op.pos,
@@ -582,10 +585,6 @@ class WorkflowInstance:
             )
             return
         payload = error.to_bytes() if error is not None else value
-        if error is not None:
-            # The positions taken before the code hears of this failure: a retry of
-            # the run keeps what they record, since it was not a reaction to it.
-            detail = self._step_detail(op, started_at, taken=self._next_pos)
         entry = self._append(
             op.pos,
             EntryKind.STEP,

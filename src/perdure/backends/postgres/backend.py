@@ -239,17 +239,25 @@ class PostgresBackend(Backend):
         return results
 
     async def _lock_runs(
-        self, c: Conn, runs: Iterable[str], parents_of: Iterable[str] = ()
+        self,
+        c: Conn,
+        runs: Iterable[str],
+        parents_of: Iterable[str] = (),
+        *,
+        fenced_first: bool = False,
     ) -> None:
         """Lock, in id order, the runs a transaction will write and the parents it may
-        notify (a run's parent never changes, so reading it unlocked is safe)."""
+        notify (a run's parent never changes, so reading it unlocked is safe; those of
+        runs this process claimed are known without a query). ``fenced_first``: the
+        transaction first writes its runs with a fenced UPDATE, which locks a run
+        alone; only several need locking ahead."""
         ids = set(runs)
         parents = set(parents_of)
         unknown = sorted(run_id for run_id in parents if run_id not in self._parents)
         ids.update(p for run_id in parents if (p := self._parents.get(run_id)) is not None)
         if unknown:
             ids.update(r[0] for r in await fetch(c, self._sql.parents, (unknown,)))
-        if len(ids) > 1 or parents:
+        if len(ids) > 1 or (parents and not fenced_first):
             await c.execute(self._sql.lock_runs, (sorted(ids),))
 
     def _remember_parents(self, recs: Iterable[RunRecord]) -> None:
@@ -550,15 +558,8 @@ class PostgresBackend(Backend):
             if cp.outcome in _FINISHED:
                 parents_of.add(cp.run_id)
 
-        # A run alone, without a parent to tell, is locked by its fence, the first
-        # statement that writes it: nothing to lock ahead.
-        alone = len(runs) == 1 and all(
-            run_id in self._parents and self._parents[run_id] is None for run_id in parents_of
-        )
-
         async def write(c: Conn) -> list[CheckpointResult]:
-            if not alone:
-                await self._lock_runs(c, runs, parents_of)
+            await self._lock_runs(c, runs, parents_of, fenced_first=True)
             return await self._apply_batch(c, batch)
 
         async def write_one_by_one(c: Conn) -> list[CheckpointResult]:
