@@ -30,7 +30,7 @@ from .records import (
     RunStatus,
 )
 from .retry import Retry
-from .workflow.context import current_instance, running_app
+from .workflow.context import current_instance, current_step, running_app
 from .workflow.definition import StepFunction
 
 if TYPE_CHECKING:
@@ -96,6 +96,11 @@ async def pause(app: App, run_id: str, by: str, reason: str) -> bool:
             return False
         raise RunStateError(run_id, rec.status, "pause", "only pending or running runs pause")
     _changed(app, run_id)
+    wf = app.workflows.get(rec.workflow)
+    step = current_step.get()
+    paused_itself = step is not None and step.run_id == run_id
+    if wf is not None and wf.when_paused is not None and not paused_itself:
+        await wf.when_paused(run_id, rec.key, now)
     return True
 
 

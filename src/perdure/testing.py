@@ -15,7 +15,8 @@ store with a worker of its own. Time stands still until the test moves it: durab
 sleeps, retry back-offs, receive timeouts and workflow timeouts fire when
 :meth:`TestApp.advance` passes their deadline (or when :meth:`TestApp.result` skips
 ahead to them). Steps run for real unless replaced with :meth:`TestApp.mock`. Your app
-itself is not opened or changed.
+itself is not opened or changed; its DAGs and state machines (``machine.trigger``,
+``callback_for``, ``get``) work on the test store while the environment is open.
 """
 
 from __future__ import annotations
@@ -66,11 +67,21 @@ class TestApp:
         )
         self.app.workflows = app.workflows
         self.app.steps = app.steps
+        # DAGs and state machines start and read their runs through the app they were
+        # declared on: while the environment is open they use the test store instead.
+        self._definitions = {
+            id(wf.definition): wf.definition
+            for wf in app.workflows.values()
+            if getattr(wf.definition, "app", None) is app
+        }
+        self._user_app = app
         self._worker: Worker | None = None
         self._mocked: dict[StepFunction[..., Any], tuple[Callable[..., Any], bool]] = {}
 
     async def __aenter__(self) -> TestApp:
         await self.app.open()
+        for definition in self._definitions.values():
+            definition.app = self.app
         # Polling never finds anything that a poke would not: the clock only moves here.
         self._worker = self.app.worker(poll_interval=3600.0, lease_ttl=3600.0 * 24)
         await self._worker.start()
@@ -83,6 +94,8 @@ class TestApp:
         for step, (fn, is_async) in self._mocked.items():
             step.fn, step.is_async = fn, is_async
         self._mocked.clear()
+        for definition in self._definitions.values():
+            definition.app = self._user_app
         await self.app.close()
 
     # -- time -----------------------------------------------------------------------------

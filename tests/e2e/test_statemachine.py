@@ -4,6 +4,7 @@ typed record, compiled onto ordinary workflows and steps."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -168,6 +169,71 @@ async def test_e8_save_and_repeat_accumulates_until_the_next_status(app: perdure
     assert calls == list(range(10))  # each round saw the previous rounds' items
 
 
+async def test_a_long_repeat_loop_continues_as_new_and_keeps_its_place(
+    app: perdure.App,
+) -> None:
+    """A record that loops for a long time does not grow one journal for ever: after
+    ``continue_after`` moves the run continues as new with its status, record and
+    transition count, and the loop goes on where it was."""
+    machine = app.state_machine("basket", Loop, record=Basket, continue_after=4)
+    calls: list[int] = []
+
+    @machine.step(Loop.COLLECT, to=[Loop.DONE])
+    async def collect(r: perdure.Record[Basket]) -> Loop | perdure.Outcome:
+        calls.append(len(r.data.items))
+        r.data.items.append(len(r.data.items))
+        return r.repeat() if len(r.data.items) < 10 else Loop.DONE
+
+    async with app:
+        run = await machine.trigger("b1", Basket())
+        assert await run.result(timeout=30) == Basket(list(range(10)))
+        info = await run.info()
+        # Nine repeats: the run continued after the 4th and the 8th.
+        assert info.generation == 2
+        assert await run.get_event("status") == {"status": "DONE", "transition": 2}
+        steps = [s.name for s in await run.steps()]
+        assert steps.count("basket.COLLECT") == 2  # the last generation's rounds only
+    assert calls == list(range(10))  # each round once, seeing the previous rounds' items
+
+
+async def test_a_run_continued_while_waiting_keeps_its_status_timeout(app: perdure.App) -> None:
+    """Input that changes nothing still counts toward ``continue_after``; a run that
+    continues as new while it waits keeps the deadline of the status it waits in (a
+    new generation does not restart the timer) and its transition count (callbacks
+    for this transition are still taken)."""
+    machine = app.state_machine("basket", Loop, record=Basket, continue_after=1)
+    seen: list[str] = []
+
+    @machine.step(Loop.COLLECT, to=[Loop.REVIEW])
+    def collect(r: perdure.Record[Basket]) -> Loop:
+        return Loop.REVIEW
+
+    async def review(r: perdure.Record[Basket], verdict: str) -> Loop | perdure.Outcome:
+        seen.append(verdict)
+        return r.skip() if verdict == "later" else Loop.DONE
+
+    machine.callback(Loop.REVIEW, review, to=[Loop.DONE])
+    machine.timeout(Loop.REVIEW, after=timedelta(seconds=1), to=Loop.DROPPED)
+
+    async with app:
+        run = await machine.trigger("b1", Basket())
+        await machine.await_status("b1", run.id, Loop.REVIEW, timeout=30)
+        # Keep the run continuing as new; were its timer restarted by each generation,
+        # it would never fire while these keep coming.
+        for _ in range(300):
+            if (await run.info()).status.is_terminal:
+                break
+            with contextlib.suppress(perdure.CallbackRejected):
+                await machine.callback_for("b1", Loop.REVIEW, "later")
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the REVIEW timeout never fired while the run kept continuing")
+        assert await run.result(timeout=30) == Basket()
+        assert (await machine.get("b1")).status is Loop.DROPPED
+        assert (await run.info()).generation >= 1
+    assert seen and set(seen) == {"later"}
+
+
 async def test_e8_skip_pause_and_cancel_answers(app: perdure.App) -> None:
     machine = app.state_machine("basket", Loop, record=Basket)
     hooks: list[str] = []
@@ -218,6 +284,50 @@ async def test_e8_skip_pause_and_cancel_answers(app: perdure.App) -> None:
         await machine.callback_for("pause", Loop.REVIEW, "ok")
         assert await paused.result(timeout=30) == Basket([1])
     assert sorted(hooks) == ["cancel COLLECT [7]", "pause COLLECT []"]
+
+
+async def test_an_operator_pause_runs_the_on_pause_hook_once_per_pause(app: perdure.App) -> None:
+    """Hooks run once per transition whoever pauses: an operator's pause (from outside
+    the run) calls on_pause too, after the pause, with the status and record the run
+    last entered; pausing a paused run calls nothing."""
+    machine = app.state_machine("basket", Loop, record=Basket)
+    hooks: list[str] = []
+    machine.on_pause(lambda r: hooks.append(f"{r.key} {r.status.name} {r.data.items}"))
+
+    @machine.step(Loop.COLLECT, to=[Loop.REVIEW])
+    def collect(r: perdure.Record[Basket]) -> Loop:
+        r.data.items.append(1)
+        return Loop.REVIEW
+
+    async def review(r: perdure.Record[Basket], verdict: str) -> Loop:
+        return Loop.DONE if verdict == "ok" else Loop.DROPPED
+
+    machine.callback(Loop.REVIEW, review, to=[Loop.DONE, Loop.DROPPED])
+
+    # Paused before any worker took it: no status entered, nothing for the hook.
+    early = await machine.trigger("early", Basket())
+    assert await app.pause(early.id, "not yet", by="ops")
+    async with app:
+        [hook_run] = [r async for r in app.list_runs(workflow="basket.paused")]
+        assert await app.handle(hook_run.id).result(timeout=30) is False
+        assert await app.resume(early.id)
+
+        run = await machine.trigger("b1", Basket())
+        await machine.await_status("b1", run.id, Loop.REVIEW, timeout=30)
+        for pause in range(2):
+            assert await app.pause(run.id, "have a look", by="ops")
+            assert not await app.pause(run.id, "again", by="ops")  # already paused
+            await eventually(lambda n=pause: len(hooks) == n + 1)
+            with pytest.raises(perdure.CallbackRejected):
+                await machine.callback_for("b1", Loop.REVIEW, "ok")
+            assert await app.resume(run.id)
+        await machine.callback_for("b1", Loop.REVIEW, "ok")
+        assert await run.result(timeout=30) == Basket([1])
+        hook_runs = [r async for r in app.list_runs(workflow="basket.paused")]
+        assert len(hook_runs) == 3
+        for hook_run in hook_runs:
+            assert await app.handle(hook_run.id).result(timeout=30) is (hook_run.key == "b1")
+    assert hooks == ["b1 REVIEW [1]", "b1 REVIEW [1]"]
 
 
 async def _is(app: perdure.App, run_id: str, event: str, value: object) -> bool:

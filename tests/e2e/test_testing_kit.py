@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import subprocess
 import sys
 from datetime import timedelta
@@ -131,3 +132,46 @@ def test_the_documented_example_test_file_passes(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 passed" in done.stdout
+
+
+class Order(enum.Enum):
+    PLACED = "placed"
+    PAID = "paid"
+    EXPIRED = "expired"
+
+
+async def test_state_machines_and_dags_run_on_the_test_store_in_virtual_time() -> None:
+    """A week-long status timeout and a callback, tested in milliseconds; a DAG too.
+    The app they were declared on is untouched, and they point back to it after."""
+    app = perdure.App("memory://")
+    orders = app.state_machine("orders", Order, record=dict)
+
+    async def pay(r: perdure.Record[dict[str, int]], cents: int) -> Order:
+        r.data["paid"] = cents
+        return Order.PAID
+
+    orders.callback(Order.PLACED, pay, to=[Order.PAID])
+    orders.timeout(Order.PLACED, after=timedelta(days=7), to=Order.EXPIRED)
+    shipping = app.dag("shipping")
+
+    @shipping.task()
+    async def weigh() -> int:
+        return 3
+
+    @shipping.task(after="weigh")
+    async def label(weigh: int) -> str:
+        return f"{weigh} kg"
+
+    async with TestApp(app) as env:
+        unpaid = await orders.trigger("o-1", {})
+        paid = await orders.trigger("o-2", {})
+        await env.advance(timedelta(days=6))
+        await orders.callback_for("o-2", Order.PLACED, 500)
+        await env.advance(timedelta(days=1))
+        assert await env.result(paid) == {"paid": 500}
+        assert await env.result(unpaid) == {}
+        assert (await orders.get("o-1")).status is Order.EXPIRED
+        label_run = await env.start(shipping)
+        assert await env.result(label_run) == "3 kg"
+    assert orders.app is app and shipping.app is app
+    assert [run async for run in app.list_runs()] == []

@@ -76,7 +76,10 @@ class StateMachine:
     default :class:`perdure.Retry`), ``on_failure`` (``"fail"``: a step that fails
     for good fails the run; ``"pause"``: it pauses the run, to run the step again on
     resume), ``resume_after`` (with ``"pause"``: resume such a run by itself after
-    this long), ``scrub`` (``delete_data``'s function from record to record).
+    this long), ``scrub`` (``delete_data``'s function from record to record),
+    ``continue_after`` (a run continues as new, keeping its status, record and
+    pending input, after this many moves: transitions, repeats and inputs that
+    changed nothing; it keeps a record that loops for ever from growing its journal).
     """
 
     kind = "state_machine"  # in app.definitions()
@@ -94,6 +97,7 @@ class StateMachine:
         on_failure: str = "fail",
         resume_after: float | timedelta | None = None,
         scrub: Callable[[Any], Any] | None = None,
+        continue_after: int = 500,
     ) -> None:
         check_name("state machine name", name)
         if not (isinstance(statuses, type) and issubclass(statuses, enum.Enum)) or not list(
@@ -126,8 +130,19 @@ class StateMachine:
         if self.resume_after is not None and self.resume_after < 0:
             raise RegistrationError(f"state machine {name!r}: resume_after must not be negative")
         self.scrub = scrub
+        if (
+            not isinstance(continue_after, int)
+            or isinstance(continue_after, bool)
+            or (continue_after < 1)
+        ):
+            raise RegistrationError(
+                f"state machine {name!r}: continue_after={continue_after!r}; use a whole "
+                "number of 1 or more (moves per generation of a run)"
+            )
+        self.continue_after = continue_after
         self._steps: dict[tuple[str, enum.Enum | None], StepFunction[..., Any]] = {}
         self._hooks: dict[str, StepFunction[..., Any]] = {}
+        self._paused: WorkflowFunction[..., Any] | None = None  # with an on_pause hook
         self.workflow_function = self._compile()
         self._resumer = self._compile_resumer()
 
@@ -253,10 +268,15 @@ class StateMachine:
         other._steps["notify", wanted] = other._notify_step(wanted)
 
     def on_pause(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """Run ``fn(record)`` (a step: retried on failure, once per pause) when the
-        machine pauses a run: a step answered ``r.pause()`` or failed with
-        ``on_failure="pause"``. Pauses made from outside do not call it."""
-        return self._hook("pause", fn)
+        """Run ``fn(record)`` (a step: retried on failure, once per pause) when a run
+        pauses: a step answered ``r.pause()`` or failed with ``on_failure="pause"``
+        (the hook runs before the pause), or an operator paused it (``app.pause``,
+        ``handle.pause()``: the hook runs after, in a run of its own named
+        ``<machine>.paused``, with the status and record the run last entered)."""
+        self._hook("pause", fn)
+        self._paused = self._compile_paused()
+        self.workflow_function.when_paused = self._paused_from_outside
+        return fn
 
     def on_cancel(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Run ``fn(record)`` (a step, once) when the run is cancelled, by a step
@@ -479,7 +499,13 @@ class StateMachine:
     def _compile(self) -> WorkflowFunction[..., Any]:
         machine = self
 
-        async def run_machine(key: str, record: Any, status: str, scrubbed: bool = False) -> Any:
+        async def run_machine(
+            key: str,
+            record: Any,
+            status: str,
+            scrubbed: bool = False,
+            carry: dict[str, Any] | None = None,
+        ) -> Any:
             if scrubbed:  # the stand-in for a run whose data was deleted
                 api.set_event("data_deleted", True)
                 api.set_event("record", record)
@@ -487,13 +513,14 @@ class StateMachine:
                     api.set_event("status", {"status": status, "transition": 0})
                 return record
             machine.check()
-            return await Walk(machine, key, record).run(machine.statuses[status])
+            return await Walk(machine, key, record, carry).run(machine.statuses[status])
 
         run_machine.__annotations__ = {
             "key": str,
             "record": self.record_type,
             "status": str,
             "scrubbed": bool,
+            "carry": dict[str, Any] | None,
             "return": self.record_type,
         }
         wf: WorkflowFunction[..., Any] = WorkflowFunction(run_machine, name=self.name, timeout=None)
@@ -544,6 +571,46 @@ class StateMachine:
         wf.definition = self  # a part of the machine, not a definition of its own
         self.app._register(self.app.workflows, wf.name, wf, "workflow")
         return wf
+
+    def _compile_paused(self) -> WorkflowFunction[..., Any]:
+        """The run that calls the on_pause hook for a pause made from outside: it
+        reads where the paused run stands, then runs the hook step. A run paused
+        before it entered its first status has nothing to react to: no hook."""
+        machine = self
+
+        async def paused_state(key: str, run_id: str) -> tuple[str, Any] | None:
+            run = await machine.get(key, run_id)
+            return None if run.status is None else (run.status.name, run.record)
+
+        paused_state.__annotations__ = {
+            "key": str,
+            "run_id": str,
+            "return": tuple[str, self.record_type] | None,  # type: ignore[name-defined]
+        }
+        read = self.app.step(name=f"{self.name}.paused_state", retry=Retry())(paused_state)
+
+        async def paused(key: str, run_id: str) -> bool:
+            state = await read(key, run_id)
+            if state is None:
+                return False
+            status, record = state
+            await machine._hooks["pause"](key, run_id, status, record)
+            return True
+
+        paused.__annotations__ = {"key": str, "run_id": str, "return": bool}
+        wf: WorkflowFunction[..., Any] = WorkflowFunction(
+            paused, name=f"{self.name}.paused", timeout=None
+        )
+        wf.definition = self  # a part of the machine, not a definition of its own
+        self.app._register(self.app.workflows, wf.name, wf, "workflow")
+        return wf
+
+    async def _paused_from_outside(self, run_id: str, key: str | None, at: float) -> None:
+        # One hook run per pause: the pause's time names it.
+        assert self._paused is not None, "set with the on_pause hook"
+        await self.app.start(
+            self._paused, key or "", run_id, id=f"{run_id}.paused.{round(at * 1e6)}", key=key
+        )
 
     def _transition_step(
         self,

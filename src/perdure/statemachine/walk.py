@@ -29,28 +29,56 @@ class Walk:
     """One run's way through the graph, inside its workflow (deterministic: every
     decision comes from a recorded step, message or timer)."""
 
-    def __init__(self, machine: StateMachine, key: str, record: Any) -> None:
+    def __init__(
+        self, machine: StateMachine, key: str, record: Any, carry: dict[str, Any] | None
+    ) -> None:
         self.machine = machine
         self.graph = machine.graph
         self.key = key
         self.record = record
         self.run_id = api.info().run_id
         self.status = machine.graph.start
-        self.transition = 0
-        self.pauses = 0
+        carry = carry or {}
+        self.transition: int = carry.get("transition", 0)
+        self.pauses: int = carry.get("pauses", 0)
+        self.entered: float | None = carry.get("entered")  # None: enter the status anew
+        self.timed_out: bool = carry.get("timed_out", False)
+        self.phase: str = carry.get("phase", "enter")  # where a continued run picks up
+        self.moves = 0  # transitions, repeats and skipped inputs in this generation
 
     async def run(self, first: enum.Enum) -> Any:
         status = first
         try:
             while True:
-                await self.enter(status)
-                if self.graph.is_terminal(status):
-                    await self.hook("complete")
-                    return self.record
+                if self.phase == "enter":
+                    await self.enter(status)
+                    if self.graph.is_terminal(status):
+                        await self.hook("complete")
+                        return self.record
+                else:
+                    self.status = status
                 status = await self.leave(status)
+                self.phase, self.entered, self.timed_out = "enter", None, False
+                self.moved_on(status)
         except asyncio.CancelledError:
             await self.hook("cancel")
             raise
+
+    def moved_on(self, status: enum.Enum, phase: str = "enter") -> None:
+        """Count a move; after ``continue_after`` of them the run continues as new
+        (same run id, empty journal) where it stands, so a record that loops for ever
+        keeps a short journal. What the next generation needs is carried over."""
+        self.moves += 1
+        if self.moves < self.machine.continue_after:
+            return
+        carry = {
+            "transition": self.transition,
+            "pauses": self.pauses,
+            "entered": self.entered,
+            "timed_out": self.timed_out,
+            "phase": phase,
+        }
+        api.continue_as_new(self.key, self.record, status.name, carry=carry)
 
     async def enter(self, status: enum.Enum) -> None:
         """Publish the new status and record; tell machines waiting for this status."""
@@ -65,9 +93,10 @@ class Walk:
 
     async def leave(self, status: enum.Enum) -> enum.Enum:
         """Run the status's step, then wait for a way out; the next status."""
-        entered = api.now().timestamp()
+        if self.entered is None:
+            self.entered = api.now().timestamp()
         spec = self.graph.steps.get(status)
-        if spec is not None:
+        if spec is not None and self.phase != "wait":
             step = self.machine._steps["step", status]
             while True:
                 answer = await self.attempt(step, spec.on_failure, repeat=True)
@@ -76,19 +105,20 @@ class Walk:
                 if answer[0] == OutcomeKind.REPEAT.value:
                     self.record = answer[2]
                     api.set_event("record", self.record)
+                    self.moved_on(status, "step")
                     continue
                 if answer[0] == "to":
                     return self.moved(answer)
                 break  # skip: wait in the status
-        return await self.wait(status, entered)
+        return await self.wait(status, self.entered)
 
     async def wait(self, status: enum.Enum, entered: float) -> enum.Enum:
         """Wait in ``status`` for a connection, a callback or the timeout."""
-        if ("connect", status) in self.machine._steps:
+        if ("connect", status) in self.machine._steps and self.phase != "wait":
             answer = await self.attempt(self.machine._steps["connect", status], "fail")
             if answer is not None and answer[0] == "to":
                 return self.moved(answer)
-        timer: TimeoutSpec | None = self.graph.timeouts.get(status)
+        timer: TimeoutSpec | None = None if self.timed_out else self.graph.timeouts.get(status)
         while True:
             left = None if timer is None else timer.deadline(entered) - api.now().timestamp()
             message = None
@@ -98,7 +128,7 @@ class Walk:
                 if timer.fn is None:
                     return timer.to[0]
                 answer = await self.attempt(self.machine._steps["timeout", status], "fail")
-                timer = None  # a timeout fires once per entry, whatever it answered
+                timer, self.timed_out = None, True  # once per entry, whatever it answered
             elif isinstance(message, dict) and message.get("kind") == "callback":
                 if message.get("transition") != self.transition:
                     api.logger.info("dropped a callback meant for an earlier transition")
@@ -113,6 +143,7 @@ class Walk:
                 continue
             if answer is not None and answer[0] == "to":
                 return self.moved(answer)
+            self.moved_on(status, "wait")  # input that changed nothing still costs journal
 
     def moved(self, answer: Answer) -> enum.Enum:
         self.record = answer[2]

@@ -93,6 +93,9 @@ class WorkflowFunction(Generic[P, R]):
         self.queue = queue  # where its runs go unless a start names another
         # The DAG or state machine it was compiled from (with ``describe()``), if any.
         self.definition: Any = None
+        # Called with (run id, key, time) after an operator pauses one of its runs from
+        # outside the run; a state machine starts its on_pause hook with it.
+        self.when_paused: Callable[[str, str | None, float], Awaitable[None]] | None = None
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
