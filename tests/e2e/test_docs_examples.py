@@ -162,7 +162,7 @@ def test_quickstart_starters_are_served_by_a_separate_worker_process(
 
 
 EXPECTED: dict[str, list[str]] = {
-    "state_machine.py": [
+    "signup_fsm.py": [
         "stateDiagram-v2",
         "    [*] --> CREATED",
         "    CREATED --> VERIFIED: verify",
@@ -178,7 +178,7 @@ EXPECTED: dict[str, list[str]] = {
         "user-43 ended in REJECTED",
         "user-43: REJECTED",
     ],
-    "dags.py": [
+    "order_dag.py": [
         "1 items shipped, charged 5",
         "task 'charge' of DAG 'order-processing' failed after 1 attempt(s): "
         "perdure.errors.NonRetryableError: card declined",
