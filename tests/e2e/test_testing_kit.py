@@ -175,3 +175,21 @@ async def test_state_machines_and_dags_run_on_the_test_store_in_virtual_time() -
         assert await env.result(label_run) == "3 kg"
     assert orders.app is app and shipping.app is app
     assert [run async for run in app.list_runs()] == []
+
+
+async def test_runs_on_queues_with_limits_are_let_in_without_waiting_for_a_poll() -> None:
+    """A queue with limits admits runs in turn; the test store does so at once."""
+    app = perdure.App("memory://")
+    app.queue("one-at-a-time", concurrency=1)
+
+    @app.workflow(queue="one-at-a-time")
+    async def nap(n: int) -> int:
+        await perdure.sleep(timedelta(hours=n))
+        return n
+
+    async with TestApp(app) as env:
+        before = env.now()
+        handles = [await env.start(nap, n) for n in (1, 2, 3)]
+        assert [await env.result(h) for h in handles] == [1, 2, 3]
+        # One after the other: 1 + 2 + 3 hours of virtual time, not 3 side by side.
+        assert env.now() - before == timedelta(hours=6)

@@ -97,7 +97,8 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.stopping = False
-        self.stats = {"claimed": 0, "replayed": 0, "cache_hits": 0, "finished": 0}
+        # "looks": passes of the claim loop (admit, then claim), for tests to wait on.
+        self.stats = {"claimed": 0, "replayed": 0, "cache_hits": 0, "finished": 0, "looks": 0}
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -241,6 +242,7 @@ class Worker:
                     continue
                 for claim in claims:
                     self._begin(claim)
+            self.stats["looks"] += 1
             self._sweep_cache()
             if claims and len(claims) >= min(capacity, 100):
                 await asyncio.sleep(0)
