@@ -7,11 +7,15 @@ import contextlib
 import inspect
 import signal
 import threading
+import typing
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+
+import pydantic
 
 from . import operations, replayer
 from .backends import open_backend, resolve_url
@@ -19,7 +23,15 @@ from .backends.base import Backend, Feature
 from .client import Handle, RunInfo, SyncHandle, raise_for
 from .clock import Clock
 from .codec import Codec, Payloads
-from .errors import ConfigurationError, RegistrationError, RunConflict, RunExists
+from .errors import (
+    ConfigurationError,
+    RegistrationError,
+    RunConflict,
+    RunExists,
+    RunNotFound,
+    RunStateError,
+    SerializationError,
+)
 from .hub import Hub
 from .operations import default_actor
 from .portal import Portal
@@ -36,6 +48,7 @@ if TYPE_CHECKING:
 
     from .dag import Dag
     from .statemachine import StateMachine
+    from .webhooks import Parser, Webhook
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -83,6 +96,7 @@ class App:
         self.workflows: dict[str, WorkflowFunction[..., Any]] = {}
         self.steps: dict[str, StepFunction[..., Any]] = {}
         self.queues = Queues()
+        self.webhooks: dict[str, Webhook] = {}  # by name: POST /hooks/{name} (perdure[server])
         self._opened = False
         self._open_lock = threading.Lock()
         self._embedded: Worker | None = None
@@ -272,6 +286,57 @@ class App:
     def workflow_names(self) -> list[str]:
         return list(self.workflows)
 
+    def webhook(self, name: str, *parsers: Parser) -> Webhook:
+        """Register ``parsers`` for ``POST /hooks/{name}`` on the API server (see
+        ``perdure.webhooks``); the first that returns a trigger wins. Raises
+        RegistrationError for a name taken or malformed, or no parser."""
+        from .webhooks import Webhook
+
+        hook = Webhook(name, parsers)
+        if name in self.webhooks:
+            raise RegistrationError(f"a webhook named {name!r} is already registered")
+        self.webhooks[name] = hook
+        return hook
+
+    def check_call(self, workflow: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Check, without starting anything, that ``args`` and ``kwargs`` (plain JSON,
+        as an HTTP client sends them) fit the signature of ``workflow`` and the types
+        its parameters declare (pydantic models, dataclasses, ``int``...), the way a
+        worker will convert them. Raises RegistrationError for an unknown workflow and
+        TypeError naming the parameter otherwise."""
+        fn = self._resolve(workflow).fn
+        label = getattr(fn, "__name__", workflow)
+        clash = sorted(set(kwargs) & (set(inspect.signature(App.start).parameters) - _CALL))
+        if clash:  # start() would take it as its own option
+            raise TypeError(
+                f"bad arguments for {label}: {clash[0]!r} is a parameter of start(), not "
+                "an argument of the workflow; pass that argument by position"
+            )
+        try:
+            signature = inspect.signature(fn)
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"bad arguments for {label}: {exc}") from None
+        try:
+            hints = typing.get_type_hints(fn)
+        except Exception:  # unresolvable forward references: the worker will not convert
+            return
+        for name, value in bound.arguments.items():
+            hint = hints.get(name)
+            if hint is None or hint is Any:
+                continue
+            kind = signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_POSITIONAL:
+                checked = [(f"{name}[{i}]", item) for i, item in enumerate(value)]
+            elif kind is inspect.Parameter.VAR_KEYWORD:
+                checked = [(str(key), item) for key, item in value.items()]
+            else:
+                checked = [(name, value)]
+            for where, item in checked:
+                problem = _misfit(hint, item)
+                if problem is not None:
+                    raise TypeError(f"bad arguments for {label}: parameter {where!r}: {problem}")
+
     def _resolve(self, workflow: WorkflowFunction[..., Any] | str) -> WorkflowFunction[..., Any]:
         # A DAG or a state machine stands for the workflow it compiles to.
         workflow = getattr(workflow, "workflow_function", workflow)
@@ -441,28 +506,99 @@ class App:
     ) -> AsyncIterator[RunInfo]:
         """Runs, newest first, filtered; pages through the whole result."""
         await self.open()
-        filt = RunFilter(
-            workflow=workflow,
-            status=RunStatus(status) if status is not None else None,
-            parent_id=parent,
-            key=key,
-            queue=queue,
-            created_after=created_after.timestamp() if created_after else None,
-            created_before=created_before.timestamp() if created_before else None,
-        )
+        filt = _run_filter(workflow, status, parent, key, queue, created_after, created_before)
         cursor: str | None = None
-        workers: list[WorkerInfo] | None = None  # read once, if a run is overdue
         while True:
             page = await self.backend.list_runs(filt, page_size, cursor)
-            for rec in page.runs:
-                reason = None
-                if self._waiting(rec):
-                    workers = await self.workers() if workers is None else workers
-                    reason = why_waiting(rec, workers)
-                yield RunInfo.from_record(rec, reason)
+            for info in await self._infos(page.runs):
+                yield info
             if page.cursor is None:
                 return
             cursor = page.cursor
+
+    async def list_runs_page(
+        self,
+        *,
+        workflow: str | None = None,
+        status: RunStatus | str | None = None,
+        parent: str | None = None,
+        key: str | None = None,
+        queue: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[RunInfo], str | None]:
+        """One page of ``list_runs`` (``limit`` runs after ``cursor``) and the next
+        page's cursor (None at the end). ValueError: a bad cursor, a limit below 1."""
+        if limit < 1:
+            raise ValueError(f"limit={limit!r}: ask for at least one run")
+        await self.open()
+        filt = _run_filter(workflow, status, parent, key, queue, created_after, created_before)
+        page = await self.backend.list_runs(filt, limit, cursor)
+        return await self._infos(page.runs), page.cursor
+
+    async def count_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        parent: str | None = None,
+        key: str | None = None,
+        queue: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> dict[str, int]:
+        """How many runs match, by status (each status; reads every matching run)."""
+        await self.open()
+        filt = _run_filter(workflow, None, parent, key, queue, created_after, created_before)
+        counts = dict.fromkeys((s.value for s in RunStatus), 0)
+        cursor: str | None = None
+        while True:
+            page = await self.backend.list_runs(filt, 1000, cursor)
+            for rec in page.runs:
+                counts[rec.status.value] += 1
+            if page.cursor is None:
+                return counts
+            cursor = page.cursor
+
+    async def run_data(self, run_id: str) -> tuple[Any, Any]:
+        """A run's input (``{"args": [...], "kwargs": {...}}``) and result (None unless
+        it completed), as plain JSON; either is None when the app's codec cannot read
+        it. Raises RunNotFound."""
+        await self.open()
+        rec = await self.backend.get_run(run_id)
+        if rec is None:
+            raise RunNotFound(run_id)
+        found: list[Any] = []
+        for data in (rec.input, rec.result if rec.status is RunStatus.COMPLETED else None):
+            try:
+                found.append(self.payloads.decode(data))
+            except (SerializationError, ValueError):
+                found.append(None)
+        return found[0], found[1]
+
+    async def delete(self, run_id: str) -> None:
+        """Delete one ended run with its journal, now. Raises RunNotFound, and
+        RunStateError for a run that has not ended (cancel or terminate it first)."""
+        await self.open()
+        if not await self.backend.purge_runs(float("inf"), 1, run_id):
+            rec = await self.backend.get_run(run_id)
+            if rec is None:
+                raise RunNotFound(run_id)
+            hint = "only ended runs are deleted; cancel or terminate it first"
+            raise RunStateError(run_id, rec.status, "delete", hint)
+
+    async def _infos(self, records: list[RunRecord]) -> list[RunInfo]:
+        """Runs as operators see them, each overdue one saying why it waits."""
+        infos: list[RunInfo] = []
+        workers: list[WorkerInfo] | None = None  # read once, if a run is overdue
+        for rec in records:
+            reason = None
+            if self._waiting(rec):
+                workers = await self.workers() if workers is None else workers
+                reason = why_waiting(rec, workers)
+            infos.append(RunInfo.from_record(rec, reason))
+        return infos
 
     # -- operating runs ----------------------------------------------------------------------
 
@@ -612,3 +748,52 @@ class App:
             self._portal.call(self.close())
             self._portal.close()
             self._portal = None
+
+
+def _run_filter(
+    workflow: str | None,
+    status: RunStatus | str | None,
+    parent: str | None,
+    key: str | None,
+    queue: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+) -> RunFilter:
+    return RunFilter(
+        workflow=workflow,
+        status=RunStatus(status) if status is not None else None,
+        parent_id=parent,
+        key=key,
+        queue=queue,
+        created_after=created_after.timestamp() if created_after else None,
+        created_before=created_before.timestamp() if created_before else None,
+    )
+
+
+_CALL = {"args", "kwargs"}  # start()'s parameters that a workflow's keyword cannot clash with
+
+
+@lru_cache(maxsize=1024)
+def _adapter(hint: Any) -> pydantic.TypeAdapter[Any] | None:
+    try:
+        return pydantic.TypeAdapter(hint)
+    except (pydantic.PydanticSchemaGenerationError, TypeError):
+        return None  # a type pydantic does not know: the worker passes values as they are
+
+
+def _misfit(hint: Any, value: Any) -> str | None:
+    """Why ``value`` (plain JSON) does not convert to ``hint``, or None if it does."""
+    try:
+        adapter = _adapter(hint)
+    except TypeError:  # an unhashable hint
+        adapter = None
+    try:
+        if adapter is not None:
+            adapter.validate_python(value)
+    except pydantic.ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return f"{where + ': ' if where else ''}{first.get('msg', 'invalid value')}"
+    except Exception as exc:  # a validator of the user's raising something else
+        return f"{type(exc).__name__}: {exc}"
+    return None

@@ -88,17 +88,19 @@ def test_the_cli_lists_and_draws_definitions(tmp_path: Path) -> None:
     (tmp_path / "defs_app.py").write_text(textwrap.dedent(MODULE))
     listed = cli(tmp_path, "definitions", "defs_app:app")
     assert listed.returncode == 0, listed.stderr
-    assert listed.stdout.splitlines() == [
-        "greet  workflow  (name, times)",
-        "orders  dag  2 tasks",
-        "signup  state_machine  2 statuses",
+    assert [line.split() for line in listed.stdout.splitlines()] == [
+        ["NAME", "KIND", "QUEUE", "SHAPE"],
+        ["greet", "workflow", "-", "(name,", "times)"],
+        ["orders", "dag", "-", "2", "tasks"],
+        ["signup", "state_machine", "-", "2", "statuses"],
     ]
     as_json = cli(tmp_path, "definitions", "defs_app:app", "--json")
-    assert [d["kind"] for d in json.loads(as_json.stdout)] == ["workflow", "dag", "state_machine"]
-    drawn = cli(tmp_path, "definitions", "defs_app:app", "--mermaid", "orders")
+    kinds = [d["kind"] for d in json.loads(as_json.stdout)["definitions"]]
+    assert kinds == ["workflow", "dag", "state_machine"]
+    drawn = cli(tmp_path, "graph", "defs_app:app", "orders")
     assert drawn.returncode == 0 and drawn.stdout.startswith("flowchart TD")
     assert "validate --> ship" in drawn.stdout
-    code_first = cli(tmp_path, "definitions", "defs_app:app", "--mermaid", "greet")
+    code_first = cli(tmp_path, "graph", "defs_app:app", "greet")
     assert code_first.returncode == 2
-    assert "'greet' is not a DAG or a state machine" in code_first.stderr
+    assert "'greet' is a code-first workflow, not a DAG or a state machine" in code_first.stderr
     assert "those are: orders, signup" in code_first.stderr

@@ -178,6 +178,17 @@ EXPECTED: dict[str, list[str]] = {
         "user-43 ended in REJECTED",
         "user-43: REJECTED",
     ],
+    "webhooks.py": [
+        "started run '72d3162e' of workflow 'deploy'",
+        "deploying 9f2c1e0 of acme/shop",
+        "run '72d3162e' exists already (a repeated delivery); nothing started",
+        "401: bad signature: X-Hub-Signature-256 is not the HMAC-SHA256 of the body with "
+        "this hook's secret",
+        "no parser matched this request (webhook 'github' has 1 parser(s)); nothing was started",
+        "ann@example.com subscribed (pro)",
+        "message sent to run 'expense-1'",
+        "120 approved",
+    ],
     "order_dag.py": [
         "1 items shipped, charged 5",
         "task 'charge' of DAG 'order-processing' failed after 1 attempt(s): "

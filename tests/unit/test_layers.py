@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "perdure"
@@ -68,3 +71,20 @@ def test_no_module_outside_clock_reads_the_wall_clock_directly() -> None:
         for needle in ("time.time()", "datetime.now(", "datetime.utcnow("):
             if needle in text:
                 raise AssertionError(f"{path.relative_to(SRC)} calls {needle}")
+
+
+def test_the_server_the_webhooks_and_the_cli_go_through_the_public_app() -> None:
+    """HTTP, webhooks and CLI are clients of the App: no backend import, no
+    ``app.backend`` but its URL, and the parts the CLI loads pull in no web framework."""
+    surface = [*modules("server"), *modules("cli"), SRC / "webhooks.py"]
+    for path in surface:
+        bad = {m for m in imports_of(path) if m.startswith("perdure.backends")}
+        assert not bad, f"{path.relative_to(SRC)} imports {bad}"
+        # Only the (password-masked) URL, to say where they work.
+        used = re.findall(r"\.backend\.(\w+)", path.read_text())
+        assert set(used) <= {"url"}, f"{path.relative_to(SRC)} uses app.backend.{used}"
+    # A plain install (no perdure[server]) still runs the CLI: importing it, and the
+    # server modules it uses, must not need Starlette or uvicorn.
+    blocked = "import sys; sys.modules['starlette'] = sys.modules['uvicorn'] = None; "
+    loads = "import perdure.cli, perdure.server, perdure.server.views, perdure.server.tokens"
+    subprocess.run([sys.executable, "-c", blocked + loads], check=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -97,11 +98,16 @@ def encode_cursor(created_at: float, run_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[float, str]:
+    """The (created_at, run id) a list page ended at. A cursor is handed out by a
+    list and may come back forged: anything no list could have made is refused."""
     try:
         created_at, run_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return float(created_at), str(run_id)
+        when, after = float(created_at), str(run_id)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"invalid cursor {cursor!r}") from exc
+    if not math.isfinite(when) or "\0" in after:
+        raise ValueError(f"invalid cursor {cursor!r}")
+    return when, after
 
 
 # -- queues ------------------------------------------------------------------------------
