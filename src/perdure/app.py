@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
-import signal
 import threading
 import typing
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
-
-import pydantic
 
 from . import operations, replayer
 from .backends import open_backend, resolve_url
 from .backends.base import Backend, Feature
 from .client import Handle, RunInfo, SyncHandle, raise_for
 from .clock import Clock
-from .codec import Codec, Payloads
+from .codec import Codec, Payloads, misfit
 from .errors import (
     ConfigurationError,
+    InvalidArguments,
     RegistrationError,
     RunConflict,
     RunExists,
@@ -39,6 +35,7 @@ from .queues import ROUTED_STEP_PREFIX, Queue, Queues, Rate, check_name, check_p
 from .records import DEFAULT_QUEUE, IdPolicy, NewRun, RunFilter, RunRecord, RunStatus
 from .replayer import ReplayResult
 from .retry import Retry, seconds
+from .signals import stop_event
 from .worker import Worker, registry
 from .worker.registry import WorkerInfo, alive_after, why_waiting
 from .workflow.definition import StepDecorator, StepFunction, WorkflowFunction, routed_runner
@@ -303,12 +300,12 @@ class App:
         as an HTTP client sends them) fit the signature of ``workflow`` and the types
         its parameters declare (pydantic models, dataclasses, ``int``...), the way a
         worker will convert them. Raises RegistrationError for an unknown workflow and
-        TypeError naming the parameter otherwise."""
+        InvalidArguments (a TypeError) naming the parameter otherwise."""
         fn = self._resolve(workflow).fn
         label = getattr(fn, "__name__", workflow)
         clash = sorted(set(kwargs) & (set(inspect.signature(App.start).parameters) - _CALL))
         if clash:  # start() would take it as its own option
-            raise TypeError(
+            raise InvalidArguments(
                 f"bad arguments for {label}: {clash[0]!r} is a parameter of start(), not "
                 "an argument of the workflow; pass that argument by position"
             )
@@ -316,7 +313,7 @@ class App:
             signature = inspect.signature(fn)
             bound = signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise TypeError(f"bad arguments for {label}: {exc}") from None
+            raise InvalidArguments(f"bad arguments for {label}: {exc}") from None
         try:
             hints = typing.get_type_hints(fn)
         except Exception:  # unresolvable forward references: the worker will not convert
@@ -333,9 +330,11 @@ class App:
             else:
                 checked = [(name, value)]
             for where, item in checked:
-                problem = _misfit(hint, item)
+                problem = misfit(hint, item)
                 if problem is not None:
-                    raise TypeError(f"bad arguments for {label}: parameter {where!r}: {problem}")
+                    raise InvalidArguments(
+                        f"bad arguments for {label}: parameter {where!r}: {problem}"
+                    )
 
     def _resolve(self, workflow: WorkflowFunction[..., Any] | str) -> WorkflowFunction[..., Any]:
         # A DAG or a state machine stands for the workflow it compiles to.
@@ -391,11 +390,7 @@ class App:
         """Run a worker until SIGINT/SIGTERM, then shut it down gracefully."""
 
         async def main() -> None:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(sig, stop.set)
+            stop = stop_event()
             worker = self.worker(**options)
             await worker.start()
             try:
@@ -771,29 +766,3 @@ def _run_filter(
 
 
 _CALL = {"args", "kwargs"}  # start()'s parameters that a workflow's keyword cannot clash with
-
-
-@lru_cache(maxsize=1024)
-def _adapter(hint: Any) -> pydantic.TypeAdapter[Any] | None:
-    try:
-        return pydantic.TypeAdapter(hint)
-    except (pydantic.PydanticSchemaGenerationError, TypeError):
-        return None  # a type pydantic does not know: the worker passes values as they are
-
-
-def _misfit(hint: Any, value: Any) -> str | None:
-    """Why ``value`` (plain JSON) does not convert to ``hint``, or None if it does."""
-    try:
-        adapter = _adapter(hint)
-    except TypeError:  # an unhashable hint
-        adapter = None
-    try:
-        if adapter is not None:
-            adapter.validate_python(value)
-    except pydantic.ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        return f"{where + ': ' if where else ''}{first.get('msg', 'invalid value')}"
-    except Exception as exc:  # a validator of the user's raising something else
-        return f"{type(exc).__name__}: {exc}"
-    return None

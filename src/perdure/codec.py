@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import pydantic
 import pydantic_core
 
-from .errors import SerializationError
+from .errors import InvalidArguments, SerializationError
 
 
 class Codec(Protocol):
@@ -99,7 +99,7 @@ class Payloads:
         try:
             bound = _signature(fn).bind(*args, **kwargs)
         except TypeError as exc:
-            raise TypeError(f"bad arguments for {fn.__name__}: {exc}") from None
+            raise InvalidArguments(f"bad arguments for {fn.__name__}: {exc}") from None
         try:
             return self.encode({"args": list(args), "kwargs": kwargs})
         except SerializationError:
@@ -159,3 +159,22 @@ def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
         return typing.get_type_hints(fn)
     except Exception:  # unresolvable forward references: fall back to plain JSON
         return {}
+
+
+def misfit(hint: Any, value: Any) -> str | None:
+    """Why ``value`` (plain JSON) does not convert to ``hint`` the way a worker converts
+    a run's arguments, or None if it does (or if pydantic does not know the type: the
+    worker then passes the value as it is)."""
+    try:
+        adapter = _adapter(hint)
+    except (pydantic.PydanticSchemaGenerationError, TypeError):  # unknown or unhashable
+        return None
+    try:
+        adapter.validate_python((value,))
+    except pydantic.ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first.get("loc", ())[1:])  # past the 1-tuple
+        return f"{where + ': ' if where else ''}{first.get('msg', 'invalid value')}"
+    except Exception as exc:  # a validator of the user's raising something else
+        return f"{type(exc).__name__}: {exc}"
+    return None

@@ -7,6 +7,7 @@
     ├── RegistrationError         a workflow or step declared twice, or not declared
     │   └── DagError              a DAG declared wrongly (cycle, unknown task, ...)
     ├── SerializationError        a value that cannot be encoded as a payload
+    ├── InvalidArguments          a start's arguments do not fit (also a TypeError)
     ├── RunNotFound               no run with that id
     ├── RunConflict               an id already used by another workflow
     ├── RunExists                 an id taken, started with id_policy="reject"
@@ -100,6 +101,12 @@ class DagError(RegistrationError):
 
 class SerializationError(PerdureError):
     """A value cannot be encoded (or decoded) as a JSON payload."""
+
+
+class InvalidArguments(PerdureError, TypeError):
+    """A start's arguments do not fit the workflow's signature or the types its
+    parameters declare (a state machine's record, its record type); nothing was
+    stored. A TypeError too, as a wrong call is in Python."""
 
 
 class RunNotFound(PerdureError):

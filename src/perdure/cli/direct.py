@@ -16,8 +16,6 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import pydantic
-
 from ..errors import PerdureError, RunFailed
 from ..server import views
 from .exits import CommandError, Exit, from_perdure, usage
@@ -142,17 +140,7 @@ class DirectTransport(Transport):
             raise usage(f"--key is required: {how}")
         machine = self.app.workflows[request.workflow].definition
         record = kwargs.get("record", args[0] if args else None)
-        try:
-            pydantic.TypeAdapter(machine.record_type).validate_python(record)
-        except pydantic.ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(part) for part in first.get("loc", ()))
-            raise CommandError(
-                f"bad record for state machine {request.workflow!r}: "
-                f"{where + ': ' if where else ''}{first.get('msg', 'invalid value')}",
-                Exit.USAGE,
-                error_code="invalid_arguments",
-            ) from None
+        # trigger checks the record: InvalidArguments, a usage error.
         handle: Handle[Any] = await machine.trigger(request.key, record, id=request.id)
         return handle.id
 

@@ -9,17 +9,8 @@ from __future__ import annotations
 
 import enum
 
-from ..errors import (
-    ConfigurationError,
-    PerdureError,
-    RegistrationError,
-    RunConflict,
-    RunDeduplicated,
-    RunExists,
-    RunNotFound,
-    RunStateError,
-    SerializationError,
-)
+from ..errors import ConfigurationError, PerdureError
+from ..server.problems import from_exception
 
 
 class Exit(enum.IntEnum):
@@ -60,23 +51,14 @@ def usage(message: str) -> CommandError:
 
 
 def from_perdure(exc: PerdureError) -> CommandError:
-    """The exit status and error code of an error perdure raised (direct transport);
-    the same the server would answer for it."""
-    if isinstance(exc, RunNotFound):
-        return CommandError(str(exc), Exit.NOT_FOUND, error_code="run_not_found")
-    if isinstance(exc, RunStateError):
-        return CommandError(str(exc), Exit.CONFLICT, error_code="run_state")
-    if isinstance(exc, RunExists):
-        return CommandError(str(exc), Exit.CONFLICT, error_code="run_exists")
-    if isinstance(exc, RunConflict):
-        return CommandError(str(exc), Exit.CONFLICT, error_code="run_conflict")
-    if isinstance(exc, RunDeduplicated):
-        return CommandError(str(exc), Exit.CONFLICT, error_code="deduplicated")
-    if isinstance(exc, SerializationError):
-        return CommandError(str(exc), Exit.USAGE, error_code="invalid_arguments")
-    if isinstance(exc, (ConfigurationError, RegistrationError)):
+    """The exit status and error code of an error perdure raised (direct transport):
+    what the server would answer for it, through the same table."""
+    if isinstance(exc, ConfigurationError):  # the command's settings, not the server's
         return CommandError(str(exc), Exit.USAGE, error_code="bad_request")
-    return CommandError(str(exc), Exit.FAILED, error_code="failed")
+    answer = from_exception(exc)
+    if answer is None:
+        return CommandError(str(exc), Exit.FAILED, error_code="failed")
+    return from_http(answer.status, answer.code, answer.message)
 
 
 # What an HTTP status (and the contract's error code) means for the exit status.

@@ -47,9 +47,6 @@ class RemoteTransport(Transport):
         self._token = token
         self._timeout = timeout
 
-    def close(self) -> None:
-        pass  # one connection per request: nothing stays open
-
     def _call(
         self,
         method: str,

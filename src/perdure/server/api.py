@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pydantic
-
 import perdure
 
 from ..client import Handle
@@ -184,18 +182,7 @@ async def _trigger(
         raise bad_request(f"field 'key' is required: {usage}")
     record = kwargs.get("record", args[0] if args else None)
     machine = call.app.workflows[name].definition
-    try:
-        pydantic.TypeAdapter(machine.record_type).validate_python(record)
-    except pydantic.ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise ApiError(
-            400,
-            "invalid_arguments",
-            f"bad record for state machine {name!r}: {where + ': ' if where else ''}"
-            f"{first.get('msg', 'invalid value')}",
-        ) from None
-    handle = await machine.trigger(key, record, id=run_id)
+    handle = await machine.trigger(key, record, id=run_id)  # checks the record
     return Answer(201, await _detail(call, handle.id))
 
 

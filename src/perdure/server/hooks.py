@@ -13,7 +13,8 @@ from starlette.responses import Response
 from ..errors import RegistrationError
 from ..webhooks import WebhookRequest
 from .inputs import read_raw
-from .problems import ApiError, body, dumps, from_exception
+from .problems import ApiError, dumps
+from .router import failure
 
 if TYPE_CHECKING:
     from ..app import App
@@ -54,15 +55,4 @@ async def hook(request: Request) -> Response:
             status = 201 if outcome.action == "start" else 202
         return Response(dumps(outcome.to_json()), status, media_type="application/json")
     except Exception as exc:
-        problem = from_exception(exc)
-        if problem is None:
-            log.exception("webhook %r failed", name)
-            problem = ApiError(
-                500, "internal", f"webhook {name!r} failed ({type(exc).__name__}); see the log"
-            )
-        return Response(
-            dumps(body(problem.code, problem.message)),
-            problem.status,
-            problem.headers,
-            media_type="application/json",
-        )
+        return failure(exc, f"webhook {name!r}")

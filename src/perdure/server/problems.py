@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import (
     ConfigurationError,
     DagError,
+    InvalidArguments,
     MachineRunActive,
     RegistrationError,
     RunConflict,
@@ -58,9 +59,7 @@ def from_exception(exc: BaseException) -> ApiError | None:
         return ApiError(409, "run_conflict", str(exc))
     if isinstance(exc, (RunDeduplicated, MachineRunActive)):
         return ApiError(409, "deduplicated", str(exc))
-    if isinstance(exc, SerializationError):
-        return ApiError(400, "invalid_arguments", str(exc))
-    if isinstance(exc, TypeError) and str(exc).startswith("bad arguments for "):
+    if isinstance(exc, (SerializationError, InvalidArguments)):
         return ApiError(400, "invalid_arguments", str(exc))
     if isinstance(exc, WebhookRejected):
         return ApiError(401, "bad_signature", str(exc))

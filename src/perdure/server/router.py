@@ -133,7 +133,7 @@ class Api:
                 "application/json",
             )
         except Exception as exc:
-            response = self._failure(exc, f"{method} {request.url.path}")
+            response = failure(exc, f"{method} {request.url.path}")
         await response(scope, receive, send)
 
     async def _answer(self, request: Request, method: str) -> Answer:
@@ -174,21 +174,23 @@ class Api:
                 raise ApiError(404, what, f"no such {name} (too long, or holds NUL)")
         return await route.handler(Call(request, self.app, route, params, scope, self.auth.enabled))
 
-    @staticmethod
-    def _failure(exc: Exception, what: str) -> Response:
-        problem = from_exception(exc)
-        if problem is None:
-            log.exception("%s failed", what)
-            # The details stay in the log: they may say more than a client should know.
-            problem = ApiError(
-                500, "internal", f"{what} failed ({type(exc).__name__}); see the server's log"
-            )
-        return Response(
-            dumps(body(problem.code, problem.message)),
-            problem.status,
-            problem.headers,
-            "application/json",
+
+def failure(exc: Exception, what: str) -> Response:
+    """The error answer for ``exc``, raised while doing ``what``: the client's mistake
+    as the problems table says, anything else a logged 500 that tells nothing more."""
+    problem = from_exception(exc)
+    if problem is None:
+        log.exception("%s failed", what)
+        # The details stay in the log: they may say more than a client should know.
+        problem = ApiError(
+            500, "internal", f"{what} failed ({type(exc).__name__}); see the server's log"
         )
+    return Response(
+        dumps(body(problem.code, problem.message)),
+        problem.status,
+        problem.headers,
+        "application/json",
+    )
 
 
 def _segments(scope: Scope) -> list[str] | None:

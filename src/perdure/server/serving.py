@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import signal
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from ..errors import ConfigurationError
+from ..signals import stop_event
 from .asgi import create_app
 from .tokens import load_tokens
 
@@ -133,11 +133,7 @@ def serve(
     sock = listen(host, port)
 
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
+        stop = stop_event()
         await serve_async(
             app,
             sock=sock,

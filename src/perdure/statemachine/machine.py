@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from ..client import Handle
+from ..codec import misfit
 from ..errors import (
     CallbackRejected,
+    InvalidArguments,
     InvalidTransition,
     MachineRunActive,
     RegistrationError,
@@ -334,9 +336,13 @@ class StateMachine:
         """Start a run for business ``key`` with its initial ``record``, at the
         machine's start status (or ``start``). Only one run per key may be active:
         while one is (running or paused), this raises MachineRunActive naming it.
-        ``handle.result()`` is the record in its terminal status."""
+        A record that does not fit the record type raises InvalidArguments, and
+        nothing is stored. ``handle.result()`` is the record in its terminal status."""
         check_name("key", key)
         self.check()
+        problem = misfit(self.record_type, record)
+        if problem is not None:
+            raise InvalidArguments(f"bad record for state machine {self.name!r}: {problem}")
         first = self.graph.start if start is None else self.graph.status(start, "start")
         if self.graph.is_terminal(first):
             raise RegistrationError(
