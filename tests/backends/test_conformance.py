@@ -8,6 +8,7 @@ with the others.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -1114,6 +1115,35 @@ async def test_list_runs_rejects_a_bad_cursor(backend: Backend) -> None:
     await backend.create_run(new_run("r"))
     with pytest.raises(ValueError):
         await backend.list_runs(RunFilter(), 5, "not a cursor")
+
+
+async def test_list_runs_rejects_a_forged_cursor(backend: Backend) -> None:
+    """A cursor no list could have made (a NUL in its id, a time that is no number)."""
+    await backend.create_run(new_run("r"))
+    for forged in ([NOW, "a\0b"], ["NaN", "r"], [float("inf"), "r"]):
+        cursor = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode()
+        with pytest.raises(ValueError):
+            await backend.list_runs(RunFilter(), 5, cursor)
+
+
+async def test_count_runs_by_status_with_the_list_filters(backend: Backend) -> None:
+    assert await backend.count_runs(RunFilter()) == {}
+    await backend.create_run(new_run("a1", "alpha", at=NOW + 1))
+    await backend.create_run(new_run("a2", "alpha", at=NOW + 2))
+    await backend.create_run(new_run("b1", "beta", at=NOW + 2, parent_id="a1", parent_pos=0))
+    await backend.create_run(new_run("g1", "gamma", at=NOW + 4))
+    g = (await claim(backend, now=NOW + 5, workflows=("gamma",)))["g1"]
+    assert (await commit(backend, checkpoint(g, NOW + 5, outcome=Outcome.COMPLETED))).applied
+
+    pending, completed = RunStatus.PENDING, RunStatus.COMPLETED
+    assert await backend.count_runs(RunFilter()) == {pending: 3, completed: 1}
+    # A status in the filter is ignored: the counts are by status.
+    assert await backend.count_runs(RunFilter(status=completed)) == {pending: 3, completed: 1}
+    assert await backend.count_runs(RunFilter(workflow="alpha")) == {pending: 2}
+    assert await backend.count_runs(RunFilter(parent_id="a1")) == {pending: 1}
+    assert await backend.count_runs(RunFilter(created_after=NOW + 2)) == {pending: 2, completed: 1}
+    assert await backend.count_runs(RunFilter(created_before=NOW + 2)) == {pending: 1}
+    assert await backend.count_runs(RunFilter(workflow="nothing")) == {}
 
 
 async def test_list_runs_cursor_visits_every_run_once_despite_inserts(backend: Backend) -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from ..records import (
     Checkpoint,
@@ -27,6 +29,7 @@ from ..records import (
     RunFilter,
     RunPage,
     RunRecord,
+    RunStatus,
     WorkerRecord,
 )
 
@@ -78,6 +81,20 @@ class Backend(ABC):
     @abstractmethod
     async def list_runs(self, filter: RunFilter, limit: int, cursor: str | None) -> RunPage:
         """List runs, newest first, ``limit`` at a time; the cursor is stable under inserts."""
+
+    async def count_runs(self, filter: RunFilter) -> dict[RunStatus, int]:
+        """How many runs match ``filter`` (its ``status`` ignored), by status; a status
+        no run has is left out. This default pages through ``list_runs``; a backend
+        that can count in one query does."""
+        whole = replace(filter, status=None)
+        counts: Counter[RunStatus] = Counter()
+        cursor: str | None = None
+        while True:
+            page = await self.list_runs(whole, 1000, cursor)
+            counts.update(rec.status for rec in page.runs)
+            if page.cursor is None:
+                return dict(counts)
+            cursor = page.cursor
 
     @abstractmethod
     async def claim_runs(

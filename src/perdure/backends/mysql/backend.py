@@ -266,7 +266,9 @@ class MySQLBackend(Backend):
         rows = await self._db.rows(self._sql.get_run, (run_id,))
         return run_record(rows[0]) if rows else None
 
-    async def list_runs(self, filter: RunFilter, limit: int, cursor: str | None) -> RunPage:
+    @staticmethod
+    def _matching(filter: RunFilter) -> tuple[list[str], list[Any]]:
+        """The WHERE conditions (and their arguments) of the runs ``filter`` selects."""
         where: list[str] = ["TRUE"]
         args: list[Any] = []
         for column, value in (
@@ -285,6 +287,15 @@ class MySQLBackend(Backend):
         if filter.created_before is not None:
             where.append("created_at < %s")
             args.append(finite(filter.created_before))
+        return where, args
+
+    async def count_runs(self, filter: RunFilter) -> dict[RunStatus, int]:
+        where, args = self._matching(replace(filter, status=None))
+        sql = self._sql.count_runs.format(where=" AND ".join(where))
+        return {RunStatus(s): int(n) for s, n in await self._db.rows(sql, tuple(args))}
+
+    async def list_runs(self, filter: RunFilter, limit: int, cursor: str | None) -> RunPage:
+        where, args = self._matching(filter)
         if cursor is not None:
             created_at, run_id = decode_cursor(cursor)
             # Spelled out rather than as a row comparison, which MySQL may not walk

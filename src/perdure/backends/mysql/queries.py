@@ -77,6 +77,7 @@ class Statements:
         self.get_run = f"SELECT {self.run_columns} FROM {runs} WHERE id = %s"
         self.list_runs = f"SELECT {self.run_columns} FROM {runs} WHERE {{where}} "
         self.list_runs += "ORDER BY created_at DESC, id DESC LIMIT %s"
+        self.count_runs = f"SELECT status, COUNT(*) FROM {runs} WHERE {{where}} GROUP BY status"
         # A run that exists is left as it is (the no-op update only locks it), and so is
         # an unfinished run holding the new run's dedup key: nothing is inserted then.
         self.insert_run = (

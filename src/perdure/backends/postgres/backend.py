@@ -348,7 +348,9 @@ class PostgresBackend(Backend):
         rows = await self._db.rows(self._sql.get_run, (run_id,))
         return run_from_row(rows[0]) if rows else None
 
-    async def list_runs(self, filter: RunFilter, limit: int, cursor: str | None) -> RunPage:
+    @staticmethod
+    def _matching(filter: RunFilter) -> tuple[list[str], list[Any]]:
+        """The WHERE conditions (and their arguments) of the runs ``filter`` selects."""
         where: list[str] = ["TRUE"]
         args: list[Any] = []
         for column, value in (
@@ -367,6 +369,15 @@ class PostgresBackend(Backend):
         if filter.created_before is not None:
             where.append("created_at < %s")
             args.append(float(filter.created_before))
+        return where, args
+
+    async def count_runs(self, filter: RunFilter) -> dict[RunStatus, int]:
+        where, args = self._matching(replace(filter, status=None))
+        sql = self._sql.count_runs.format(where=" AND ".join(where))
+        return {RunStatus(s): n for s, n in await self._db.rows(sql, tuple(args))}
+
+    async def list_runs(self, filter: RunFilter, limit: int, cursor: str | None) -> RunPage:
+        where, args = self._matching(filter)
         if cursor is not None:
             created_at, run_id = decode_cursor(cursor)
             where.append("(created_at, id) < (%s::float8, %s)")

@@ -40,6 +40,7 @@ class Statements:
         self.get_run = f"SELECT {RUN_COLUMNS} FROM {runs} WHERE id = %s"
         self.list_runs = f"SELECT {RUN_COLUMNS} FROM {runs} WHERE {{where}} "
         self.list_runs += "ORDER BY created_at DESC, id DESC LIMIT %s"
+        self.count_runs = f"SELECT status, COUNT(*) FROM {runs} WHERE {{where}} GROUP BY status"
         self.insert_run = (
             f"INSERT INTO {runs} (status, {NEW_RUN_COLUMNS}) "
             "VALUES ('pending', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "

@@ -328,7 +328,9 @@ class SQLiteBackend(Backend):
     async def get_run(self, run_id: str) -> RunRecord | None:
         return await self._reading(lambda c: self._get(c, run_id))
 
-    async def list_runs(self, filter: RunFilter, limit: int, cursor: str | None) -> RunPage:
+    @staticmethod
+    def _matching(filter: RunFilter) -> tuple[list[str], list[Any]]:
+        """The WHERE conditions (and their arguments) of the runs ``filter`` selects."""
         where: list[str] = ["1 = 1"]
         args: list[Any] = []
         for column, value in (
@@ -347,6 +349,19 @@ class SQLiteBackend(Backend):
         if filter.created_before is not None:
             where.append("created_at < ?")
             args.append(filter.created_before)
+        return where, args
+
+    async def count_runs(self, filter: RunFilter) -> dict[RunStatus, int]:
+        where, args = self._matching(replace(filter, status=None))
+        sql = f"SELECT status, COUNT(*) FROM perdure_runs WHERE {' AND '.join(where)} GROUP BY 1"
+
+        def read(c: sqlite3.Connection) -> dict[RunStatus, int]:
+            return {RunStatus(s): n for s, n in c.execute(sql, args).fetchall()}
+
+        return await self._reading(read)
+
+    async def list_runs(self, filter: RunFilter, limit: int, cursor: str | None) -> RunPage:
+        where, args = self._matching(filter)
         if cursor is not None:
             created_at, run_id = decode_cursor(cursor)
             where.append("(created_at, id) < (?, ?)")
