@@ -35,6 +35,7 @@ from .queues import ROUTED_STEP_PREFIX, Queue, Queues, Rate, check_name, check_p
 from .records import DEFAULT_QUEUE, IdPolicy, NewRun, RunFilter, RunRecord, RunStatus
 from .replayer import ReplayResult
 from .retry import Retry, seconds
+from .schedules import SCHEDULER, Schedules, compile_scheduler
 from .signals import stop_event
 from .worker import Worker, registry
 from .worker.registry import WorkerInfo, alive_after, why_waiting
@@ -98,6 +99,7 @@ class App:
         self._open_lock = threading.Lock()
         self._embedded: Worker | None = None
         self._portal: Portal | None = None
+        self.schedules = Schedules(self)
 
     def __repr__(self) -> str:
         return f"<perdure.App {self.backend.url!r}>"  # the backend masks passwords
@@ -267,7 +269,8 @@ class App:
                 if id(source) not in seen:
                     seen.add(id(source))
                     found.append({"kind": source.kind, **source.describe()})
-            elif not wf.name.startswith(ROUTED_STEP_PREFIX):  # a step's, not the user's
+            elif not wf.name.startswith(ROUTED_STEP_PREFIX) and wf.name != SCHEDULER:
+                # (a routed step's runner and the scheduler are perdure's, not the user's)
                 params = list(inspect.signature(wf.fn).parameters)
                 found.append(
                     {
@@ -282,6 +285,30 @@ class App:
 
     def workflow_names(self) -> list[str]:
         return list(self.workflows)
+
+    def schedule(
+        self,
+        workflow: WorkflowFunction[..., Any] | str,
+        *,
+        cron: str,
+        id: str | None = None,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        tz: str = "UTC",
+        overlap: str = "allow",
+        catch_up: int = 0,
+    ) -> str:
+        """Declare a schedule in code: run ``workflow`` at each slot of ``cron`` (see
+        ``app.schedules.create`` for the options). It is created, or updated to this
+        spec, when any worker of this app starts (``async with app``, ``perdure worker``,
+        ``perdure serve``, ``TestApp``). Returns its id. Raises InvalidSchedule,
+        RegistrationError, InvalidArguments."""
+        options: dict[str, Any] = {"tz": tz, "overlap": overlap, "catch_up": catch_up}
+        spec = self.schedules.spec(workflow, cron=cron, id=id, args=args, kwargs=kwargs, **options)
+        if spec["id"] in self.schedules.declared:
+            raise RegistrationError(f"a schedule with id {spec['id']!r} is already declared")
+        self.schedules.declared[spec["id"]] = spec
+        return str(spec["id"])
 
     def webhook(self, name: str, *parsers: Parser) -> Webhook:
         """Register ``parsers`` for ``POST /hooks/{name}`` on the API server (see
@@ -384,6 +411,7 @@ class App:
         """A worker for this app (``async with app.worker(): ...``). Options:
         ``concurrency``, ``lease_ttl``, ``poll_interval``, ``sticky_cache``,
         ``cache_size``, ``cache_idle``, ``threads``, ``shutdown_timeout``, ``worker_id``."""
+        compile_scheduler(self)  # every worker runs schedules, whoever created them
         return Worker(self, **options)
 
     def run_worker(self, **options: Any) -> None:

@@ -11,6 +11,9 @@
     ├── RunNotFound               no run with that id
     ├── RunConflict               an id already used by another workflow
     ├── RunExists                 an id taken, started with id_policy="reject"
+    │   └── ScheduleExists        (perdure.schedules) a schedule id that is taken
+    ├── InvalidSchedule           (perdure.schedules) a wrong cron, time zone or option
+    ├── ScheduleNotFound          (perdure.schedules) no schedule with that id
     ├── RunDeduplicated           a dedup key an unfinished run of the queue holds
     │   └── MachineRunActive      a state machine already has an active run for the key
     ├── LeaseLost                 a worker's write was fenced off (another owns the run)

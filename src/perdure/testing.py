@@ -68,6 +68,7 @@ class TestApp:
         self.app.workflows = app.workflows
         self.app.steps = app.steps
         self.app.queues = app.queues
+        self.app.schedules.declared = app.schedules.declared
         # DAGs and state machines start and read their runs through the app they were
         # declared on: while the environment is open they use the test store instead.
         self._definitions = {

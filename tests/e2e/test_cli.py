@@ -16,10 +16,11 @@ import subprocess
 import sys
 import textwrap
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -526,6 +527,89 @@ async def test_through_a_server_the_commands_print_the_same(shell: Shell) -> Non
     gone = Shell(shell.cwd, shell.url, ["--server", base, "--token", ADMIN])("runs", "list")
     assert gone.returncode == 5
     assert gone.stderr.startswith(f"perdure: cannot reach the server at {base}")
+
+
+def test_schedules_are_created_and_operated_directly_and_through_a_server(
+    shell: Shell,
+) -> None:
+    create = ["schedules", "create", "cli_shop:app", "greet", "--id", "morning"]
+    made = shell.json(*create, "--cron", "0 9 * * *", "--args", '["ada"]', "--tz", "Asia/Tokyo")
+    assert isinstance(made, dict)
+    assert (made["id"], made["cron"], made["tz"], made["paused"]) == (
+        "morning",
+        "0 9 * * *",
+        "Asia/Tokyo",
+        False,
+    )
+    for extra, words in (
+        (["--cron", "0 25 * * *", "--args", '["x"]'], "bad cron"),
+        (["--cron", "@every 1w", "--args", '["x"]'], "'@every <positive integer><unit>'"),
+        (["--cron", "@daily", "--tz", "Asia/Atlantis", "--args", '["x"]'], "unknown time zone"),
+        (["--cron", "@daily", "--args", "[1]"], "bad arguments for greet"),
+    ):
+        bad = shell("schedules", "create", "cli_shop:app", "greet", "--id", "other", *extra)
+        assert bad.returncode == 2 and words in bad.stderr, bad.stderr
+    unknown = shell("schedules", "create", "cli_shop:app", "nope", "--cron", "@daily")
+    assert unknown.returncode == 2 and "no workflow named 'nope'" in unknown.stderr
+    no_code = shell("schedules", "create", "greet", "--cron", "@daily")
+    assert no_code.returncode == 2 and "MODULE:APP NAME" in no_code.stderr
+    taken = shell(*create, "--cron", "@daily", "--args", '["ada"]')
+    assert taken.returncode == 4 and "delete it first" in taken.stderr
+    listed = shell.json("schedules", "list")
+    assert [s["id"] for s in listed["schedules"]] == ["morning"]  # type: ignore[index]
+    assert shell("schedules", "show", "nothing").returncode == 3
+
+    assert shell("schedules", "pause", "morning").stdout == "morning: paused\n"
+    assert shell("schedules", "pause", "morning").stdout == "morning: already paused\n"
+    codeless = shell("schedules", "trigger", "morning")
+    assert codeless.returncode == 2 and "--app MODULE:APP" in codeless.stderr
+    at = ["--at", "2026-02-02T00:00:00Z"]
+    triggered = shell("schedules", "trigger", "morning", *at, "--app", "cli_shop:app")
+    assert (triggered.returncode, triggered.stdout) == (0, "morning@2026-02-02T00:00:00Z\n")
+    window = ["--start", "2026-02-01", "--end", "2026-02-03T08:00:00+09:00"]
+    filled = shell("schedules", "backfill", "morning", *window, "--app", "cli_shop:app")
+    days = ["morning@2026-02-01T00:00:00Z", "morning@2026-02-02T00:00:00Z"]
+    assert (filled.returncode, filled.stdout.split()) == (0, days), filled.stderr
+
+    with server(shell) as base:
+        remote = Shell(shell.cwd, shell.url, ["--server", base, "--token", ADMIN])
+        there = remote("schedules", "create", "greet", "--cron", "@every 1s", "--args", '["b"]')
+        assert there.returncode == 0, there.stderr
+        assert "schedule greet" in there.stdout and "@every 1s (UTC)" in there.stdout
+        fired = settled(lambda: remote.json("schedules", "show", "greet")["last_run"])
+        assert fired.startswith("greet@")
+        assert remote("schedules", "pause", "greet").stdout == "greet: paused\n"
+        assert remote("schedules", "resume", "morning").stdout == "morning: resumed\n"
+        settled(lambda: remote.json("schedules", "show", "morning")["next_at"])
+        for args in (["schedules", "show", "morning"], ["schedules", "list"]):
+            far = settled(lambda args=args: remote.json(*args))
+            assert shell.json(*args) == far, args
+        assert remote.json("schedules", "trigger", "morning", *at)["id"] == days[1]
+        assert remote.json("schedules", "backfill", "morning", *window) == {"runs": days}
+        assert remote("schedules", "show", "nothing").returncode == 3
+        reader = Shell(shell.cwd, shell.url, ["--server", base, "--token", READER])
+        assert reader("schedules", "pause", "greet").returncode == 5
+        deleted = remote("schedules", "delete", "greet")
+        assert (deleted.returncode, deleted.stdout) == (
+            0,
+            "greet: deleted (the runs it started are kept)\n",
+        )
+    assert shell("schedules", "delete", "morning").returncode == 0
+    assert shell("schedules", "list").stdout == "no schedules\n"
+    assert shell("schedules", "show", "morning").returncode == 3
+
+
+def settled(read: Callable[[], Any]) -> Any:
+    """Read until the answer is set and the same twice in a row (a worker may still be
+    moving things); that answer."""
+    previous = None
+    for _ in range(1200):  # a bound (a minute), not a timing assertion
+        current = read()
+        if current and current == previous:
+            return current
+        previous = current
+        select.select([], [], [], 0.05)
+    raise AssertionError(f"never settled; last read {previous!r}")
 
 
 def test_usage_errors_say_what_to_do(shell: Shell, tmp_path: Path) -> None:

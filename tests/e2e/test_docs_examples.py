@@ -303,6 +303,15 @@ EXPECTED: dict[str, list[str]] = {
         "completed: order-1",
         "deleted 5 runs",
     ],
+    "schedules.py": [
+        "eu-report report 0 9 * * mon-fri Europe/Paris",
+        "eu-report@2026-01-05T08:00:00Z and 4 more",
+        "eu report for Mon 05 Jan 09:00",
+        "again: True",
+        "us-often@2026-01-05T18:30:00Z -> us report for Mon 05 Jan 19:30",
+        "[('eu-report', False), ('us-often', True)]",
+        "bad cron '0 9 * * mon-fry'",
+    ],
     "worker_embedded.py": [
         "creating an account for barbara@example.com",
         "sending 'Welcome!' to barbara@example.com",

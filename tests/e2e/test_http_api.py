@@ -530,3 +530,82 @@ def test_workers_queues_whoami_and_health(api: httpx.Client) -> None:
     assert queues["default"]["counts"]["completed"] == 0
     assert api.get("/whoami").json() == {"scope": "admin", "auth": True}
     assert api.get("/health").json() == {"status": "ok", "version": "0.1.0"}
+
+
+# -- schedules -----------------------------------------------------------------------------
+
+
+def test_schedules_are_created_read_paused_triggered_backfilled_and_deleted(
+    api: httpx.Client,
+) -> None:
+    spec = {"workflow": "greet", "cron": "0 9 * * mon-fri", "id": "daily", "args": ["ada"]}
+    made = api.post("/schedules", json={**spec, "tz": "Europe/Paris"})
+    assert made.status_code == 201, made.text
+    assert made.json()["id"] == "daily" and made.json()["tz"] == "Europe/Paris"
+    refused(api.post("/schedules", json=spec), 409, "schedule_exists", "delete it first")
+    # A worker takes the schedule up and says when it fires next (9:00 Paris time).
+    found = poll(lambda: api.get("/schedules/daily").json()["next_at"])
+    assert datetime.fromisoformat(found).hour in (7, 8)  # 9:00 CET/CEST in UTC
+    assert [s["id"] for s in api.get("/schedules").json()["schedules"]] == ["daily"]
+
+    paused = api.post("/schedules/daily/pause")
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["changed"] is True and paused.json()["schedule"]["paused"] is True
+    assert api.post("/schedules/daily/pause").json()["changed"] is False
+    assert api.post("/schedules/daily/resume").json()["schedule"]["paused"] is False
+
+    at = "2026-01-05T08:00:00Z"
+    run = api.post("/schedules/daily/trigger", json={"at": at})
+    assert run.status_code == 201, run.text
+    assert run.json()["id"] == "daily@2026-01-05T08:00:00Z"
+    assert wait_for(api, run.json()["id"], "completed")["id"] == run.json()["id"]
+    assert api.post("/schedules/daily/trigger", json={"at": at}).json()["id"] == run.json()["id"]
+
+    window = {"start": "2026-01-05T00:00:00Z", "end": "2026-01-09T23:00:00Z"}
+    filled = api.post("/schedules/daily/backfill", json=window)
+    assert filled.status_code == 200, filled.text
+    days = [f"daily@2026-01-{d:02}T08:00:00Z" for d in range(5, 10)]
+    assert filled.json() == {"runs": days}
+    assert api.post("/schedules/daily/backfill", json=window).json() == {"runs": days}
+    for run_id in days:
+        wait_for(api, run_id, "completed")
+
+    deleted = api.delete("/schedules/daily")
+    assert deleted.status_code == 200 and deleted.json() == {"deleted": True}
+    refused(api.get("/schedules/daily"), 404, "schedule_not_found", "'daily'")
+    assert api.get("/schedules").json() == {"schedules": []}
+    assert api.get(run_path(days[0])).status_code == 200  # its runs are kept
+
+
+def test_a_schedule_fires_on_its_own_and_bad_specs_store_nothing(api: httpx.Client) -> None:
+    bad = [
+        ({"workflow": "greet", "cron": "61 * * * *", "args": ["x"]}, "bad_request", "bad cron"),
+        ({"workflow": "greet", "cron": "* * *", "args": ["x"]}, "bad_request", "5 fields"),
+        ({"workflow": "greet", "cron": "@every 5", "args": ["x"]}, "bad_request", "@every"),
+        (
+            {"workflow": "greet", "cron": "@daily", "tz": "Nowhere/Land", "args": ["x"]},
+            "bad_request",
+            "unknown time zone",
+        ),
+        ({"workflow": "nope", "cron": "@daily"}, "bad_request", "no workflow named"),
+        ({"workflow": "greet", "cron": "@daily", "args": [1]}, "invalid_arguments", "name"),
+        ({"workflow": "greet", "cron": "@daily"}, "invalid_arguments", "name"),
+        ({"workflow": "greet", "cron": "@daily", "overlap": "no"}, "bad_request", "overlap"),
+        ({"workflow": "greet"}, "bad_request", "'cron' is required"),
+    ]
+    for body, code, words in bad:
+        refused(api.post("/schedules", json=body), 400, code, words)
+    assert api.get("/schedules").json() == {"schedules": []}
+    for route in ("", "/pause", "/resume", "/trigger"):
+        method = api.get if route == "" else api.post
+        refused(method(f"/schedules/ghost{route}"), 404, "schedule_not_found")
+    window = {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"}
+    refused(api.post("/schedules/ghost/backfill", json=window), 404, "schedule_not_found")
+    refused(api.delete("/schedules/ghost"), 404, "schedule_not_found")
+
+    made = api.post("/schedules", json={"workflow": "greet", "cron": "@every 1s", "args": ["t"]})
+    assert made.status_code == 201, made.text
+    first = poll(lambda: api.get("/schedules/greet").json()["last_run"])
+    assert first.startswith("greet@")
+    assert wait_for(api, first, "completed")["workflow"] == "greet"
+    assert api.delete("/schedules/greet").status_code == 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -193,3 +193,26 @@ async def test_runs_on_queues_with_limits_are_let_in_without_waiting_for_a_poll(
         assert [await env.result(h) for h in handles] == [1, 2, 3]
         # One after the other: 1 + 2 + 3 hours of virtual time, not 3 side by side.
         assert env.now() - before == timedelta(hours=6)
+
+
+async def test_schedules_declared_in_code_fire_on_the_test_store_in_virtual_time() -> None:
+    """A schedule declared with app.schedule exists as soon as the environment opens, and
+    each slot runs once as the clock moves; the app's own store is not touched."""
+    app = perdure.App("memory://")
+
+    @app.workflow()
+    async def report(region: str, scheduled_at: datetime) -> str:
+        return f"{region} {scheduled_at:%H:%M}"
+
+    app.schedule(report, cron="@every 1h", args=["eu"], id="hourly")
+    start = datetime(2026, 1, 5, 8, 30, tzinfo=UTC)
+    async with TestApp(app, start=start) as env:
+        assert [s.id for s in await env.app.schedules.list()] == ["hourly"]
+        await env.advance(timedelta(hours=3))
+        runs = [r async for r in env.app.list_runs(workflow="report")]
+        assert sorted([await env.app.handle(r.id).result() for r in runs]) == [
+            "eu 09:00",
+            "eu 10:00",
+            "eu 11:00",
+        ]
+    assert [run async for run in app.list_runs()] == []

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from ..errors import PerdureError
-from . import commands, runs, serving
+from . import commands, runs, schedules, serving
 from .exits import CommandError, Exit, from_perdure
 from .output import Output
 from .parser import build
@@ -50,6 +50,7 @@ _SESSION_COMMANDS: dict[str, Callable[[Session], int]] = {
     "graph": commands.graph,
     "workers": commands.workers,
     "queues": commands.queues,
+    "schedules": schedules.command,
 }
 _PROCESS_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "worker": serving.worker,

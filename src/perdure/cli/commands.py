@@ -32,7 +32,7 @@ def code_and_name(session: Session, given: list[str], what: str) -> tuple[str | 
     return given[0], given[1]
 
 
-def _json_arg(option: str, text: str | None, kind: type, default: Any) -> Any:
+def json_arg(option: str, text: str | None, kind: type, default: Any) -> Any:
     if text is None:
         return default
     try:
@@ -51,8 +51,8 @@ def start(session: Session) -> int:
     spec, workflow = code_and_name(session, args.target, "workflow")
     request = StartRequest(
         workflow=workflow,
-        args=_json_arg("--args", args.args, list, []),
-        kwargs=_json_arg("--kwargs", args.kwargs, dict, {}),
+        args=json_arg("--args", args.args, list, []),
+        kwargs=json_arg("--kwargs", args.kwargs, dict, {}),
         id=args.id,
         id_policy=args.id_policy,
         key=args.key,

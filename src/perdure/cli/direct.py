@@ -16,7 +16,8 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import PerdureError, RunFailed
+from ..errors import PerdureError, RegistrationError, RunFailed
+from ..schedules import parse_time as slot_time
 from ..server import views
 from .exits import CommandError, Exit, from_perdure, usage
 from .transport import ACTIONS, Json, RunQuery, StartRequest, Transport
@@ -68,6 +69,43 @@ class DirectTransport(Transport):
             return self._runner.run(coro)
         except PerdureError as exc:
             raise from_perdure(exc) from None
+
+    def schedules(self, verb: str, schedule_id: str | None, body: Json) -> Any:
+        schedules = self.app.schedules
+
+        async def go() -> Any:
+            if verb == "list":
+                return {"schedules": [s.to_json() for s in await schedules.list()]}
+            if verb == "create":
+                return (await schedules.create(body.pop("workflow"), **body)).to_json()
+            assert schedule_id is not None
+            if verb == "show":
+                return (await schedules.get(schedule_id)).to_json()
+            if verb in ("pause", "resume"):
+                changed = await getattr(schedules, verb)(schedule_id)
+                found = await schedules.get(schedule_id)
+                return {"changed": changed, "schedule": found.to_json()}
+            if verb == "delete":
+                await schedules.delete(schedule_id)
+                return {"deleted": True}
+            if verb == "trigger":
+                at = slot_time(body["at"]) if body.get("at") else None
+                return (await schedules.trigger(schedule_id, at)).id  # shown as a run, below
+            assert verb == "backfill"
+            start, end = slot_time(body["start"]), slot_time(body["end"])
+            return {"runs": await schedules.backfill(schedule_id, start, end)}
+
+        async def with_code() -> Any:
+            try:
+                return await go()
+            except RegistrationError as exc:  # a workflow this process has no code for
+                raise usage(
+                    f"{exc}; on the database directly, the app's code is needed: pass "
+                    "MODULE:APP (or --app MODULE:APP), or use --server URL"
+                ) from None
+
+        answer = self._do(with_code())
+        return self.run(answer) if verb == "trigger" else answer
 
     def close(self) -> None:
         try:

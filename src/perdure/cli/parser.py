@@ -39,14 +39,14 @@ class Parser(argparse.ArgumentParser):
         raise CommandError(f"{message} (see `{self.prog} --help`)", Exit.USAGE)
 
 
-def _examples(*lines: str) -> str:
+def examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 # -- option groups shared by several commands ---------------------------------------------
 
 
-def _connection() -> Parser:
+def connection_options() -> Parser:
     p = Parser(add_help=False)
     g = p.add_argument_group("where the runs are (first match wins)")
     g.add_argument(
@@ -72,7 +72,7 @@ def _connection() -> Parser:
     return p
 
 
-def _printing(json_option: bool = True) -> Parser:
+def printing_options(json_option: bool = True) -> Parser:
     p = Parser(add_help=False)
     g = p.add_argument_group("output")
     if json_option:
@@ -115,7 +115,7 @@ def build() -> Parser:
             "operate runs, on the database directly or through a server."
         ),
         epilog=(
-            _examples(
+            examples(
                 "perdure worker shop:app                    run workflows",
                 "perdure runs list --status failed          what failed",
                 "perdure runs show RUN_ID                   a run, its steps and error",
@@ -134,6 +134,9 @@ def build() -> Parser:
     _processes(sub)
     _runs(sub)
     _other(sub)
+    from .schedules import add_parser as schedules  # it builds on this module's helpers
+
+    schedules(sub)
     return parser
 
 
@@ -147,7 +150,7 @@ def _processes(sub: Any) -> None:
             "flight then finish and are recorded. Run as many as you like, on as many "
             "machines, against one database."
         ),
-        epilog=_examples(
+        epilog=examples(
             "perdure worker shop:app",
             "perdure worker shop:app --database postgresql://db/shop --concurrency 200",
             "perdure worker shop:app --queues gpu",
@@ -176,7 +179,7 @@ def _processes(sub: Any) -> None:
             '$PERDURE_API_TOKENS ("admin:TOKEN,read:TOKEN2") and/or --tokens-file (one '
             "`SCOPE TOKEN` a line); --no-auth is for local use only (loopback hosts)."
         ),
-        epilog=_examples(
+        epilog=examples(
             "perdure serve shop:app --no-auth                     local: http://127.0.0.1:8080/",
             "PERDURE_API_TOKENS=admin:s3cret perdure serve shop:app --host 0.0.0.0",
             "perdure serve shop:app --tokens-file /etc/perdure/tokens --no-worker",
@@ -202,21 +205,21 @@ def _processes(sub: Any) -> None:
             "Run a demo order workflow (a retried charge, a durable sleep, three steps at "
             "once, a sync step) and print what happens."
         ),
-        epilog=_examples("perdure demo", "perdure demo --database sqlite:///demo.db"),
+        epilog=examples("perdure demo", "perdure demo --database sqlite:///demo.db"),
     )
     demo.add_argument("--database", metavar="URL", default="sqlite:///perdure-demo.db")
     demo.set_defaults(handler="demo")
 
     migrate = sub.add_parser(
         "migrate",
-        parents=[_connection(), _printing()],
+        parents=[connection_options(), printing_options()],
         help="create or upgrade perdure's tables (also done on first use)",
         description=(
             "Create or upgrade perdure's tables in the database, e.g. as a deploy step "
             "(an app also does it when it first opens the database). Works on the database "
             "directly, not through a server."
         ),
-        epilog=_examples("perdure migrate --database postgresql://db/shop"),
+        epilog=examples("perdure migrate --database postgresql://db/shop"),
     )
     migrate.set_defaults(handler="migrate")
 
@@ -226,7 +229,7 @@ def _runs(sub: Any) -> None:
         "runs",
         help="list, inspect and operate runs",
         description="List, inspect and operate runs: `perdure runs COMMAND --help` for each.",
-        epilog=_examples(
+        epilog=examples(
             "perdure runs list --status failed --workflow checkout",
             "perdure runs show order-17",
             "perdure runs retry order-17",
@@ -235,7 +238,7 @@ def _runs(sub: Any) -> None:
     )
     verbs = runs.add_subparsers(dest="runs_command", metavar="COMMAND", parser_class=Parser)
     verbs.required = True
-    common = [_connection(), _printing()]
+    common = [connection_options(), printing_options()]
 
     listing = verbs.add_parser(
         "list",
@@ -245,7 +248,7 @@ def _runs(sub: Any) -> None:
             "List runs, newest first, in pages (--limit, then --cursor to go on). The last "
             "column says why a run failed, or why no worker takes it."
         ),
-        epilog=_examples(
+        epilog=examples(
             "perdure runs list --status failed",
             "perdure runs list --workflow checkout --created-after 1h",
             "perdure runs list --key customer-42 --json | jq -r '.runs[].id'",
@@ -263,7 +266,7 @@ def _runs(sub: Any) -> None:
             "Show a run: its status and times, input, result or error (with the traceback), "
             "its steps with their attempts and durations, the lines it logged, its children."
         ),
-        epilog=_examples("perdure runs show order-17", "perdure runs show order-17 --journal"),
+        epilog=examples("perdure runs show order-17", "perdure runs show order-17 --journal"),
     )
     show.add_argument("run_id", metavar="RUN_ID")
     show.add_argument("--journal", action="store_true", help="the raw journal entries too")
@@ -311,7 +314,7 @@ def _runs(sub: Any) -> None:
                 "terminal, cancel, terminate and delete need --yes. Runs whose status does "
                 "not allow it are reported and skipped (exit status 4)."
             ),
-            epilog=_examples(
+            epilog=examples(
                 f"perdure runs {action} order-17",
                 f"perdure runs {action} order-17 order-18",
                 f"perdure runs {action} --status "
@@ -341,7 +344,7 @@ def _runs(sub: Any) -> None:
             "at positions before --from-step (see `perdure runs show`) and runs the rest "
             "again. The original is untouched. Prints the new run's id."
         ),
-        epilog=_examples("perdure runs fork order-17 --from-step 2 --id order-17-again"),
+        epilog=examples("perdure runs fork order-17 --from-step 2 --id order-17-again"),
     )
     fork.add_argument("run_id", metavar="RUN_ID")
     fork.add_argument(
@@ -362,7 +365,7 @@ def _runs(sub: Any) -> None:
             "that have not ended are never touched. Asks to confirm on a terminal; needs "
             "--yes otherwise (e.g. from cron)."
         ),
-        epilog=_examples(
+        epilog=examples(
             "perdure runs purge --older-than 30", "perdure runs purge --older-than 7 --yes"
         ),
     )
@@ -374,27 +377,27 @@ def _runs(sub: Any) -> None:
 
     export = verbs.add_parser(
         "export",
-        parents=[_connection()],
+        parents=[connection_options()],
         help="print a run and its journal as JSON (for `runs replay --file`)",
         description=(
             "Print a run and its journal as JSON, to replay it elsewhere with "
             "`perdure runs replay MODULE:APP --file FILE`. On the database directly."
         ),
-        epilog=_examples("perdure runs export order-17 > order-17.json"),
+        epilog=examples("perdure runs export order-17 > order-17.json"),
     )
     export.add_argument("run_id", metavar="RUN_ID")
     export.set_defaults(handler="runs export")
 
     replay = verbs.add_parser(
         "replay",
-        parents=[_connection(), _printing()],
+        parents=[connection_options(), printing_options()],
         help="check the app's code against stored runs; exit 1 on a divergence",
         description=(
             "Replay runs' journals with the code of MODULE:APP, executing nothing: a run "
             "whose journal the code no longer matches is reported, and the exit status is 1. "
             "Use it before a deploy. On the database directly."
         ),
-        epilog=_examples(
+        epilog=examples(
             "perdure runs replay shop:app --all",
             "perdure runs replay shop:app order-17 --file order-18.json",
         ),
@@ -409,7 +412,7 @@ def _runs(sub: Any) -> None:
 
 
 def _other(sub: Any) -> None:
-    common = [_connection(), _printing()]
+    common = [connection_options(), printing_options()]
     start = sub.add_parser(
         "start",
         parents=common,
@@ -420,7 +423,7 @@ def _other(sub: Any) -> None:
             "arguments); through a server, only the workflow's name. An id that is taken "
             "returns the existing run, unless --id-policy says otherwise."
         ),
-        epilog=_examples(
+        epilog=examples(
             "perdure start shop:app checkout --args '[\"order-17\"]' --id order-17",
             'perdure start shop:app report --kwargs \'{"day": "2026-01-31"}\' --wait',
             "perdure start checkout --args '[\"order-18\"]' --server http://127.0.0.1:8080",
@@ -462,7 +465,7 @@ def _other(sub: Any) -> None:
             "Send MESSAGE (JSON; default null) to a run on TOPIC; the run gets it from "
             "`await perdure.receive(TOPIC)`. With --key, sending again is ignored."
         ),
-        epilog=_examples(
+        epilog=examples(
             "perdure send order-17 approval true",
             'perdure send order-17 approval \'{"by": "ann"}\' --key approval-1',
         ),
@@ -482,7 +485,7 @@ def _other(sub: Any) -> None:
             "DAGs and state machines. Give MODULE:APP on the database directly; through a "
             "server, nothing."
         ),
-        epilog=_examples("perdure definitions shop:app", "perdure definitions --server URL --json"),
+        epilog=examples("perdure definitions shop:app", "perdure definitions --server URL --json"),
     )
     definitions.add_argument(
         "app_spec", metavar="MODULE:APP", nargs="?", help="the app (not with --server)"
@@ -497,7 +500,7 @@ def _other(sub: Any) -> None:
             "Print the Mermaid diagram of a DAG (a flowchart) or a state machine (a state "
             "diagram); paste it into Markdown that renders Mermaid."
         ),
-        epilog=_examples(
+        epilog=examples(
             "perdure graph shop:app order-processing > order-processing.mmd",
             "perdure graph signup --server http://127.0.0.1:8080",
         ),
@@ -515,7 +518,7 @@ def _other(sub: Any) -> None:
             "The live workers: what they serve, how many runs they hold, when they started "
             "and last checked in."
         ),
-        epilog=_examples("perdure workers", "perdure workers --json"),
+        epilog=examples("perdure workers", "perdure workers --json"),
     )
     workers.set_defaults(handler="workers")
 
@@ -527,6 +530,6 @@ def _other(sub: Any) -> None:
             "The queues, their limits, and how many of their runs are in each status. On "
             "the database directly, give --app MODULE:APP to see the queues it declares."
         ),
-        epilog=_examples("perdure queues --app shop:app", "perdure queues --server URL --json"),
+        epilog=examples("perdure queues --app shop:app", "perdure queues --server URL --json"),
     )
     queues.set_defaults(handler="queues")

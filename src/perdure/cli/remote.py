@@ -47,6 +47,16 @@ class RemoteTransport(Transport):
         self._token = token
         self._timeout = timeout
 
+    def schedules(self, verb: str, schedule_id: str | None, body: Json) -> Any:
+        path = "/schedules" + ("" if schedule_id is None else f"/{quote(schedule_id, safe='')}")
+        if verb in ("list", "show"):
+            return self._call("GET", path)
+        if verb == "create":
+            return self._call("POST", path, body=body)
+        if verb == "delete":
+            return self._call("DELETE", path)
+        return self._call("POST", f"{path}/{verb}", body=body)
+
     def _call(
         self,
         method: str,

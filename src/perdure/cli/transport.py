@@ -159,5 +159,10 @@ class Transport(abc.ABC):
     def queues(self) -> list[Json]:
         """The queues, their limits and their runs' counts by status."""
 
+    @abc.abstractmethod
+    def schedules(self, verb: str, schedule_id: str | None, body: Json) -> Any:
+        """One of the ``perdure schedules`` verbs (list, show, create, pause, resume,
+        delete, trigger, backfill): the JSON its HTTP route answers."""
+
     def close(self) -> None:  # noqa: B027 - a default, not a hole: HTTP keeps nothing open
         """Release what the transport holds open (nothing, by default)."""

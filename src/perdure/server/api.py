@@ -10,6 +10,7 @@ import perdure
 from ..client import Handle
 from ..errors import RunExists
 from ..records import IdPolicy, RunStatus
+from ..schedules import InvalidSchedule, parse_time
 from . import views
 from .inputs import MAX_REASON
 from .problems import ApiError, bad_request
@@ -283,7 +284,82 @@ async def queues(call: Call) -> Answer:
     return Answer(200, {"queues": found})
 
 
+# -- schedules -----------------------------------------------------------------------
+
+SCHEDULE_FIELDS = ("id", "workflow", "cron", "args", "kwargs", "tz", "overlap", "catch_up")
+
+
+async def list_schedules(call: Call) -> Answer:
+    return Answer(200, {"schedules": [s.to_json() for s in await call.app.schedules.list()]})
+
+
+async def create_schedule(call: Call) -> Answer:
+    b = await call.body(SCHEDULE_FIELDS)
+    workflow = b.text("workflow", required=True)
+    cron = b.text("cron", required=True)
+    assert workflow is not None and cron is not None
+    names = {d["name"] for d in call.app.definitions() if d["kind"] == "workflow"}
+    if workflow not in names:
+        known = ", ".join(sorted(names)) or "none"
+        raise bad_request(f"no workflow named {workflow!r} to schedule (this app has: {known})")
+    made = await call.app.schedules.create(
+        workflow,
+        cron=cron,
+        id=b.text("id"),
+        args=b.array("args"),
+        kwargs=b.object("kwargs"),
+        tz=b.text("tz") or "UTC",
+        overlap=b.choice("overlap", ("allow", "skip")) or "allow",
+        catch_up=b.integer("catch_up", 0, 1000) or 0,
+    )
+    return Answer(201, made.to_json())
+
+
+async def get_schedule(call: Call) -> Answer:
+    return Answer(200, (await call.app.schedules.get(call.param("schedule"))).to_json())
+
+
+async def delete_schedule(call: Call) -> Answer:
+    await call.app.schedules.delete(call.param("schedule"))
+    return Answer(200, {"deleted": True})
+
+
+def _schedule_action(name: str) -> Any:
+    async def act(call: Call) -> Answer:
+        await call.body(())
+        schedule_id = call.param("schedule")
+        changed = await getattr(call.app.schedules, name)(schedule_id)
+        found = await call.app.schedules.get(schedule_id)
+        return Answer(200, {"changed": changed, "schedule": found.to_json()})
+
+    act.__name__ = f"{name}_schedule"
+    return act
+
+
+def _time(b: Any, name: str, *, required: bool = False) -> Any:
+    text = b.text(name, required=required)
+    try:
+        return None if text is None else parse_time(text)
+    except InvalidSchedule as exc:
+        raise bad_request(f"field {name!r}: {exc}") from None
+
+
+async def trigger_schedule(call: Call) -> Answer:
+    b = await call.body(("at",))
+    handle = await call.app.schedules.trigger(call.param("schedule"), _time(b, "at"))
+    return Answer(201, await _detail(call, handle.id))
+
+
+async def backfill_schedule(call: Call) -> Answer:
+    b = await call.body(("start", "end"))
+    started = await call.app.schedules.backfill(
+        call.param("schedule"), _time(b, "start", required=True), _time(b, "end", required=True)
+    )
+    return Answer(200, {"runs": started})
+
+
 RUN = "/runs/{id}"
+SCHEDULE = "/schedules/{schedule}"
 
 ROUTES: list[Route] = [
     Route("GET", "/health", health, public=True),
@@ -306,4 +382,11 @@ ROUTES: list[Route] = [
     Route("POST", f"{RUN}/fork", fork),
     Route("GET", "/workers", workers),
     Route("GET", "/queues", queues),
+    Route("GET", "/schedules", list_schedules),
+    Route("POST", "/schedules", create_schedule),
+    Route("GET", SCHEDULE, get_schedule),
+    Route("DELETE", SCHEDULE, delete_schedule),
+    *(Route("POST", f"{SCHEDULE}/{name}", _schedule_action(name)) for name in ("pause", "resume")),
+    Route("POST", f"{SCHEDULE}/trigger", trigger_schedule),
+    Route("POST", f"{SCHEDULE}/backfill", backfill_schedule),
 ]

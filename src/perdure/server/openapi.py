@@ -234,6 +234,51 @@ SCHEMAS: dict[str, Schema] = {
         ["name", "counts"],
     ),
     "Queues": obj({"queues": {"type": "array", "items": ref("Queue")}}),
+    "Schedule": obj(
+        {
+            "id": {"type": "string"},
+            "workflow": {"type": "string"},
+            "cron": {"type": "string", "description": "5-field cron, @hourly..., @every 10m"},
+            "tz": {"type": "string"},
+            "args": {"type": "array"},
+            "kwargs": {"type": "object"},
+            "overlap": {"type": "string", "enum": ["allow", "skip"]},
+            "catch_up": INT,
+            "status": {"type": "string", "enum": STATUSES},
+            "paused": {"type": "boolean"},
+            "next_at": nullable(TIME),
+            "last_slot": nullable(TIME),
+            "last_run": {"type": ["string", "null"]},
+            "skipped": INT,
+            "last_error": {
+                "type": ["string", "null"],
+                "description": "why the last slot that could not start did not",
+            },
+        }
+    ),
+    "Schedules": obj({"schedules": {"type": "array", "items": ref("Schedule")}}),
+    "ScheduleRequest": obj(
+        {
+            "workflow": {**TEXT, "description": "a workflow's name"},
+            "cron": {
+                **TEXT,
+                "description": "'*/5 * * * *', '0 9 * * mon-fri', '@hourly', '@every 10m'",
+            },
+            "id": {**TEXT, "description": "the schedule's id (default: the workflow's name)"},
+            "args": {"type": "array", "description": "positional arguments (JSON)"},
+            "kwargs": {"type": "object", "description": "keyword arguments (JSON)"},
+            "tz": {**TEXT, "description": "IANA time zone (default UTC)"},
+            "overlap": {"type": "string", "enum": ["allow", "skip"]},
+            "catch_up": {"type": "integer", "minimum": 0, "maximum": 1000},
+        },
+        ["workflow", "cron"],
+    ),
+    "ScheduleActionResult": obj({"changed": {"type": "boolean"}, "schedule": ref("Schedule")}),
+    "TriggerRequest": obj({"at": {**TIME, "description": "the slot time (default: now)"}}, []),
+    "BackfillRequest": obj({"start": TIME, "end": TIME}),
+    "Backfilled": obj(
+        {"runs": {"type": "array", "items": {"type": "string"}, "description": "slot run ids"}}
+    ),
     "Health": obj({"status": {"const": "ok"}, "version": {"type": "string"}}),
     "Whoami": obj(
         {"scope": {"type": "string", "enum": ["read", "admin"]}, "auth": {"type": "boolean"}}
@@ -255,7 +300,7 @@ _WHY = {
     400: "bad input: the message says which parameter or field",
     401: "no token, or not one of the server's",
     403: "a read-only token asked for a change",
-    404: "no such run, definition or event",
+    404: "no such run, definition, event or schedule",
     409: "a conflict: the run's status does not allow it, or the id is taken",
     413: f"the body is larger than {MAX_BODY} bytes",
     415: "the body is not application/json",
@@ -350,6 +395,83 @@ def _action(name: str, summary: str) -> Schema:
             body=ref("ActionRequest"),
             body_required=False,
         )
+    }
+
+
+SCHEDULE_ID = _path("schedule", "the schedule's id (percent-encode it)")
+
+
+def _schedule_action(name: str, summary: str) -> Schema:
+    return {
+        "post": _op(
+            f"{name}_schedule",
+            summary,
+            {"200": _json(ref("ScheduleActionResult"), "done (changed: false: nothing to do)")},
+            WRITE,
+            params=[SCHEDULE_ID],
+            body=obj({}, []),
+            body_required=False,
+        )
+    }
+
+
+def _schedule_paths(api: str) -> dict[str, Schema]:
+    one = f"{api}/schedules/{{schedule}}"
+    return {
+        f"{api}/schedules": {
+            "get": _op(
+                "list_schedules",
+                "The schedules, by id",
+                {"200": _json(ref("Schedules"), "schedules")},
+                READ,
+            ),
+            "post": _op(
+                "create_schedule",
+                "Create a schedule (nothing is stored if the spec is wrong)",
+                {"201": _json(ref("Schedule"), "created")},
+                WRITE,
+                body=ref("ScheduleRequest"),
+            ),
+        },
+        one: {
+            "get": _op(
+                "get_schedule",
+                "One schedule",
+                {"200": _json(ref("Schedule"), "the schedule")},
+                RUN_READ,
+                params=[SCHEDULE_ID],
+            ),
+            "delete": _op(
+                "delete_schedule",
+                "Delete a schedule (the runs it started are kept)",
+                {"200": _json(ref("Deleted"), "deleted")},
+                (401, 403, 404),
+                params=[SCHEDULE_ID],
+            ),
+        },
+        f"{one}/pause": _schedule_action("pause", "Stop firing slots until resumed"),
+        f"{one}/resume": _schedule_action("resume", "Fire slots again"),
+        f"{one}/trigger": {
+            "post": _op(
+                "trigger_schedule",
+                "Start the schedule's workflow now (or for the slot time 'at')",
+                {"201": _json(ref("RunDetail"), "the run (the same one for the same time)")},
+                WRITE,
+                params=[SCHEDULE_ID],
+                body=ref("TriggerRequest"),
+                body_required=False,
+            )
+        },
+        f"{one}/backfill": {
+            "post": _op(
+                "backfill_schedule",
+                "Start the run of every slot in [start, end] that has none (at most 1000)",
+                {"200": _json(ref("Backfilled"), "the slots' run ids")},
+                WRITE,
+                params=[SCHEDULE_ID],
+                body=ref("BackfillRequest"),
+            )
+        },
     }
 
 
@@ -532,6 +654,7 @@ def _paths() -> dict[str, Schema]:
                 READ,
             )
         },
+        **_schedule_paths(api),
         "/hooks/{name}": {
             "post": {
                 "operationId": "webhook",

@@ -21,6 +21,7 @@ from ..errors import (
     RunStateError,
     SerializationError,
 )
+from ..schedules import ScheduleExists, ScheduleNotFound
 from ..webhooks import WebhookInvalid, WebhookRejected
 
 
@@ -47,6 +48,10 @@ def from_exception(exc: BaseException) -> ApiError | None:
     that is the server's own fault (answered 500 and logged)."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, ScheduleNotFound):
+        return ApiError(404, "schedule_not_found", str(exc))
+    if isinstance(exc, ScheduleExists):  # before RunExists: it is one
+        return ApiError(409, "schedule_exists", str(exc))
     if isinstance(exc, RunNotFound):
         return ApiError(404, "run_not_found", str(exc))
     if isinstance(exc, RunStateError):

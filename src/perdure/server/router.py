@@ -27,7 +27,12 @@ if TYPE_CHECKING:
     from ..app import App
 
 log = logging.getLogger("perdure.server")
-_MISSING = {"id": "run_not_found", "name": "definition_not_found", "key": "event_not_found"}
+_MISSING = {
+    "id": "run_not_found",
+    "name": "definition_not_found",
+    "key": "event_not_found",
+    "schedule": "schedule_not_found",
+}
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,9 @@ class Worker:
                 asyncio.create_task(self._retention_loop(self.app.retention), name="perdure-purge")
             )
         self.app.hub.add_worker(self)
+        # Schedules declared in code exist (or are brought up to date) wherever a worker
+        # runs: an embedded one, `perdure worker`, `perdure serve`, a test store.
+        await self.app.schedules.ensure_declared()
         log.info("worker %s started (%s)", self.id, self.backend.url)
 
     async def stop(self, timeout: float | None = None) -> None:
